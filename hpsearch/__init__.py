@@ -1,0 +1,21 @@
+"""hpsearch: hyperparameter search for regularization settings.
+
+The package root stays import-light (no torch, lightning or optuna) so that the CLI answers
+``--help`` instantly. The notebook API is re-exported lazily from :mod:`hpsearch.api`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_study_file", "optimize", "best_trial", "BestResult"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"load_study_file", "optimize", "best_trial", "BestResult"}:
+        from hpsearch import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")

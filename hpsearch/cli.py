@@ -1,0 +1,170 @@
+"""The ``hpsearch`` command line: one click group, thin commands over library code.
+
+Heavy libraries (torch, lightning, optuna) are imported inside the commands, so ``--help``
+answers instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from hpsearch import __version__
+from hpsearch.storage import STORAGE_ENV
+
+STORAGE_HELP = (
+    f"SQLAlchemy URL of the study database [default: ${STORAGE_ENV}, else sqlite:///hpsearch.db]. "
+    f"Prefer ${STORAGE_ENV} for URLs with a password: argv is visible in `ps`."
+)
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn hpsearch errors into one line on stderr and their exit code (2 bad input, 1
+    runtime failure); Ctrl-C exits 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hpsearch.errors import HPSearchError
+
+        try:
+            return func(*args, **kwargs)
+        except HPSearchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the running trial was marked FAIL; run the same command to continue", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _setup_logging(ctx: click.Context) -> None:
+    from hpsearch.logs import setup_logging
+
+    root = ctx.find_root()
+    setup_logging(root.params.get("verbose", 0), root.params.get("log_file"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hpsearch")
+@click.option("-v", "--verbose", count=True, help="Show Optuna/Lightning messages on stderr (-vv: debug).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append detailed logs to this file.")
+def main(verbose: int, log_file: str | None) -> None:
+    """Hyperparameter search for regularization settings.
+
+    Optuna proposes weight decay, dropout, batchnorm placement and learning rate; Lightning
+    trains each trial; results go into a plain Optuna database (SQLite by default), readable by
+    the `optuna` CLI and optuna-dashboard.
+
+    \b
+    Quick start:
+      hpsearch optimize studies/quickstart.yaml
+      hpsearch best quickstart
+    """
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@click.option("--study-name", help="Study name in the database [default: the file's `study`].")
+@click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
+@click.option("--max-epochs", type=int, help="Training epochs of one trial (the pruning resource).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop starting new trials after S seconds.")
+@click.option("--seed", type=int, help="Study seed: data split, sampler, per-trial seeds.")
+@click.pass_context
+@_handle_errors
+def optimize(
+    ctx: click.Context,
+    study_file: str,
+    storage: str | None,
+    study_name: str | None,
+    trials: int | None,
+    max_epochs: int | None,
+    timeout: float | None,
+    seed: int | None,
+) -> None:
+    """Run the study in STUDY_FILE until it holds its target of finished trials.
+
+    Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
+    line per trial and, at the end, the best trial's settings.
+    """
+    from hpsearch.api import load_study_file
+    from hpsearch.storage import mask_url, resolve_url
+
+    overrides = {"study": study_name, "trials": trials, "max_epochs": max_epochs, "seed": seed}
+    loaded = load_study_file(study_file, **overrides)
+    _setup_logging(ctx)
+    from hpsearch.report_text import print_progress, print_study_result
+    from hpsearch.runner import run_study
+
+    url = resolve_url(storage)
+    config = loaded.config
+    click.echo(f"study {config.study!r} on {mask_url(url)}: target {config.trials} finished trials, "
+               f"{config.max_epochs} epochs each, task {config.task}")
+    study = run_study(loaded, url, timeout=timeout, on_progress=print_progress)
+    print_study_result(study, config.trials)
+
+
+@main.command()
+@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+@_handle_errors
+def studies(ctx: click.Context, storage: str | None, as_json: bool) -> None:
+    """List the studies in the database with trial counts per state and the best value."""
+    _setup_logging(ctx)
+    from hpsearch.formatting import table
+    from hpsearch.report_text import study_rows
+
+    rows = study_rows(storage)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no studies in this database")
+        return
+    headers = ["study", "direction", "complete", "pruned", "fail", "running", "best"]
+    click.echo(table(headers, [[r["study"], r["direction"], r["complete"], r["pruned"], r["fail"], r["running"], r["best"]] for r in rows]))
+
+
+@main.command()
+@click.argument("study_name")
+@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print {study, metric, direction, value, params, trial} as JSON.")
+@click.pass_context
+@_handle_errors
+def best(ctx: click.Context, study_name: str, storage: str | None, as_json: bool) -> None:
+    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
+    _setup_logging(ctx)
+    from hpsearch.api import best_trial
+    from hpsearch.formatting import fmt_value, settings_table
+
+    result = best_trial(study_name, storage)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"study {result.study}: best trial #{result.trial}, {result.metric} = {fmt_value(result.value)} ({result.direction})")
+    click.echo(settings_table(result.params))
+
+
+@main.command()
+@_handle_errors
+def tasks() -> None:
+    """List the built-in tasks, their default metric and the parameters each understands."""
+    from hpsearch.tasks import builtin_task_names, resolve_task
+
+    for name in builtin_task_names():
+        task = resolve_task(name)
+        click.echo(f"{name}: {task.description}; metric {task.metric} ({task.direction}); metrics {', '.join(task.metrics)}")
+        for pname, spec in sorted(task.params.items()):
+            default = task.defaults.get(pname)
+            suffix = f" [default {default}]" if default is not None else ""
+            click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

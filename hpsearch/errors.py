@@ -1,0 +1,31 @@
+"""Exceptions that the CLI turns into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+
+class HPSearchError(Exception):
+    """Base class of hpsearch's own errors."""
+
+    exit_code = 1
+
+
+class ConfigError(HPSearchError):
+    """A study file, override or parameter is invalid (exit code 2)."""
+
+    exit_code = 2
+
+
+class StorageError(HPSearchError):
+    """The storage URL is malformed or the database cannot be reached (exit code 2)."""
+
+    exit_code = 2
+
+
+class StudyNotFoundError(HPSearchError):
+    """The named study does not exist in the database (exit code 2)."""
+
+    exit_code = 2
+
+
+class NonFiniteLossError(HPSearchError):
+    """Raised inside a trial when the training loss becomes NaN or infinite."""

@@ -1,0 +1,1 @@
+"""LightningModules built from a Regularization."""

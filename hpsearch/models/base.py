@@ -1,0 +1,85 @@
+"""RegularizedModule: a LightningModule whose optimizer and loss follow a Regularization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
+
+
+class RegularizedModule(pl.LightningModule):
+    """Base module: ``net`` trained on ``loss_fn`` plus the ``l2_mode: loss`` penalty, with
+    the optimizer built from parameter groups.
+
+    Subclasses implement :meth:`evaluate`, returning metric tensors by short name (``acc``,
+    ``loss``, ``mse``...); validation logs them as ``val_<name>`` once per epoch on the whole
+    validation split, and the mean training loss (data term, without the penalty) is logged as
+    ``train_loss``. Nothing is logged per step, so a trial pays no logging overhead.
+    """
+
+    def __init__(self, net: nn.Module, reg: Regularization, loss_fn: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.reg = reg
+        self.loss_fn = loss_fn
+        self._loss_sum: torch.Tensor | None = None
+        self._steps = 0
+        self.epochs_validated = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def penalty(self) -> torch.Tensor:
+        """The L2 term added to the training loss (zero unless ``l2_mode: loss``)."""
+        return l2_penalty(self.net, self.reg)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss_fn(self(x), y)
+        detached = loss.detach()
+        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
+        self._steps += 1
+        return loss + self.penalty() if self.reg.l2_mode == "loss" else loss
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._steps = None, 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._steps:
+            self.log("train_loss", self._loss_sum / self._steps)
+
+    def epoch_train_loss(self) -> float | None:
+        """Mean data loss of the last training epoch (``None`` before any step)."""
+        return None if self._loss_sum is None else float(self._loss_sum / self._steps)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Metrics on one whole split, by short name. Subclasses define them."""
+        raise NotImplementedError
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log_dict({f"val_{k}": v for k, v in self.evaluate(x, y).items()})
+
+    def on_validation_epoch_end(self) -> None:
+        self.epochs_validated += 1
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return make_optimizer(self.net, self.reg)
+
+
+class ClassifierModule(RegularizedModule):
+    """Cross-entropy classifier; metrics ``acc`` and ``loss``."""
+
+    def __init__(self, net: nn.Module, reg: Regularization) -> None:
+        super().__init__(net, reg, nn.CrossEntropyLoss())
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self(x)
+        return {
+            "acc": (logits.argmax(dim=1) == y).float().mean(),
+            "loss": self.loss_fn(logits, y),
+        }

@@ -1,0 +1,130 @@
+"""The table of tunable parameters: name, type, valid values, meaning.
+
+One place defines what each parameter accepts; the study-file validator, the search space and
+the :class:`~hpsearch.regularization.Regularization` value object all check against it.
+Importing this module is cheap (no torch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+Kind = Literal["float", "int", "choice"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What one parameter accepts.
+
+    ``low``/``high`` bound numeric values; ``low_open``/``high_open`` make a bound exclusive.
+    ``choices`` lists the valid values of a categorical parameter.
+    """
+
+    kind: Kind
+    help: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """Human-readable description of the valid values, for error messages."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        kind = "an integer" if self.kind == "int" else "a number"
+        return f"{kind} in {left}{low}, {high}{right}"
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` (ints widened to float for float params) or raise ``ValueError``."""
+        if self.kind == "choice":
+            if not any(value == c and type(value) is type(c) for c in self.choices):
+                raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+        if self.kind == "int" and not isinstance(value, int):
+            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+        if self.high is not None and (
+            value > self.high or (self.high_open and value == self.high)
+        ):
+            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+        return float(value) if self.kind == "float" else value
+
+    def narrowed(self, choices: tuple[Any, ...]) -> "ParamSpec":
+        """The same categorical parameter restricted to a subset of its choices."""
+        unknown = [c for c in choices if c not in self.choices]
+        if unknown:
+            raise ValueError(f"{unknown} are not valid choices")
+        return replace(self, choices=tuple(choices))
+
+
+L2_MODES = ("decoupled", "loss")
+L2_SCOPES = ("all", "weights", "fc")
+BATCHNORM_PLACEMENTS = (
+    "none",
+    "before_activation",
+    "after_activation",
+    "fc_before_concat",
+    "after_concat",
+)
+SINGLE_INPUT_BATCHNORM = ("none", "before_activation", "after_activation")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+INPUT_NORMS = ("none", "standardize")
+
+#: The regularization parameters, exactly as DESIGN.md defines them.
+REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
+    "learning_rate": ParamSpec("float", "the optimizer's base learning rate", low=0.0, low_open=True),
+    "weight_decay": ParamSpec("float", "strength λ of the L2 penalty / decay", low=0.0),
+    "l2_mode": ParamSpec(
+        "choice",
+        "decoupled: the optimizer decays the weights; loss: λ·Σw²/2 is added to the loss",
+        choices=L2_MODES,
+    ),
+    "l2_scope": ParamSpec(
+        "choice",
+        "which parameters the L2 penalty/decay touches: all, weights (no biases/norms), fc (Linear layers)",
+        choices=L2_SCOPES,
+    ),
+    "keep_prob": ParamSpec(
+        "float",
+        "TensorFlow-style dropout keep probability; 1.0 builds no dropout module",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    ),
+    "batchnorm": ParamSpec(
+        "choice", "where BatchNorm goes relative to the activation", choices=BATCHNORM_PLACEMENTS
+    ),
+    "activation": ParamSpec("choice", "hidden-layer nonlinearity", choices=ACTIVATIONS),
+    "optimizer": ParamSpec("choice", "optimizer", choices=OPTIMIZERS),
+    "momentum": ParamSpec(
+        "float", "SGD momentum (ignored by adam/adamw)", low=0.0, high=1.0, high_open=True
+    ),
+    "input_norm": ParamSpec(
+        "choice",
+        "standardize: scale features with mean/std of the training split only",
+        choices=INPUT_NORMS,
+    ),
+}
+
+#: Training settings every built-in task understands.
+TRAINING_PARAMS: dict[str, ParamSpec] = {
+    "batch_size": ParamSpec("int", "mini-batch size", low=1),
+}
+
+
+def positive_int(help_text: str) -> ParamSpec:
+    """Spec of an architecture size such as a layer width (integer >= 1)."""
+    return ParamSpec("int", help_text, low=1)

@@ -1,0 +1,247 @@
+"""The Regularization value object and the helpers that apply it to any PyTorch model.
+
+Every regularization parameter means the same thing for every model because the helpers pick
+parameters by their role (nanoGPT-style parameter groups), not by model-specific names:
+
+- :func:`scoped_parameters` — the parameters an ``l2_scope`` covers;
+- :func:`parameter_groups` / :func:`make_optimizer` — decoupled decay through optimizer groups;
+- :func:`l2_penalty` — the ``l2_mode: loss`` term, λ·Σw²/2 over the in-scope parameters;
+- :func:`dense_block`, :func:`conv_block`, :func:`dropout`, :func:`activation`,
+  :func:`input_layer` — layer builders honouring ``batchnorm``, ``keep_prob``, ``activation``
+  and ``input_norm``.
+
+A user's own LightningModule can call these directly (see the README, "Custom tasks").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from hpsearch.params import REGULARIZATION_PARAMS
+
+__all__ = [
+    "Regularization",
+    "scoped_parameters",
+    "parameter_groups",
+    "make_optimizer",
+    "l2_penalty",
+    "activation",
+    "dropout",
+    "dense_block",
+    "conv_block",
+    "input_layer",
+    "Standardize",
+]
+
+_NORM_TYPES = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """The regularization settings of one trial (see DESIGN.md for each field's meaning)."""
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    l2_mode: str = "decoupled"
+    l2_scope: str = "all"
+    keep_prob: float = 1.0
+    batchnorm: str = "none"
+    activation: str = "relu"
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    input_norm: str = "none"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            try:
+                object.__setattr__(self, f.name, REGULARIZATION_PARAMS[f.name].check(getattr(self, f.name)))
+            except ValueError as exc:
+                raise ValueError(f"{f.name}: {exc}") from None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, i.e. the parameters this object carries."""
+        return tuple(f.name for f in fields(cls))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of the settings."""
+        return asdict(self)
+
+
+def scoped_parameters(model: nn.Module, scope: str) -> list[nn.Parameter]:
+    """The trainable parameters that ``l2_scope`` = ``scope`` covers.
+
+    ``all``: every trainable parameter. ``weights``: weight matrices and kernels (ndim >= 2)
+    outside normalization layers — no biases, no norm scales. ``fc``: weight and bias of every
+    ``nn.Linear``.
+    """
+    if scope == "all":
+        return [p for p in model.parameters() if p.requires_grad]
+    chosen: list[nn.Parameter] = []
+    for module in model.modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if scope == "weights":
+            if not isinstance(module, _NORM_TYPES):
+                chosen.extend(p for p in own if p.ndim >= 2)
+        elif scope == "fc":
+            if isinstance(module, nn.Linear):
+                chosen.extend(own)
+        else:
+            raise ValueError(f"l2_scope: got {scope!r}; valid: all, weights, fc")
+    return chosen
+
+
+def l2_penalty(model: nn.Module, reg: Regularization) -> torch.Tensor:
+    """The ``l2_mode: loss`` term λ·Σw²/2 over the in-scope parameters (0 otherwise).
+
+    Same formula as TensorFlow's ``weight_decay * tf.nn.l2_loss(w)`` summed over parameters.
+    """
+    params = scoped_parameters(model, reg.l2_scope) if reg.l2_mode == "loss" else []
+    if not params or reg.weight_decay == 0.0:
+        first = next(model.parameters(), None)
+        return torch.zeros((), device=first.device if first is not None else None)
+    return reg.weight_decay * sum(p.pow(2).sum() for p in params) / 2
+
+
+def parameter_groups(
+    model: nn.Module,
+    reg: Regularization,
+    extra_groups: Iterable[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: in-scope parameters decay, the rest do not.
+
+    With ``l2_mode: decoupled`` the in-scope group gets ``weight_decay = λ``; with
+    ``l2_mode: loss`` every group gets 0 (the penalty is in the loss instead). Each group carries
+    a ``"name"`` key ("decay" / "no_decay"). ``extra_groups`` are appended as given (e.g. a head
+    with its own learning rate); their parameters are removed from the default groups.
+    """
+    extra_groups = [dict(g) for g in extra_groups]
+    taken = {id(p) for g in extra_groups for p in g["params"]}
+    in_scope = {id(p) for p in scoped_parameters(model, reg.l2_scope)}
+    decay = reg.weight_decay if reg.l2_mode == "decoupled" else 0.0
+    decayed, plain = [], []
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in taken:
+            continue
+        (decayed if id(p) in in_scope else plain).append(p)
+    groups = [
+        {"name": "decay", "params": decayed, "weight_decay": decay},
+        {"name": "no_decay", "params": plain, "weight_decay": 0.0},
+    ]
+    for g in extra_groups:
+        g.setdefault("weight_decay", 0.0 if reg.l2_mode == "loss" else decay)
+    return [g for g in groups if g["params"]] + extra_groups
+
+
+def make_optimizer(
+    model: nn.Module,
+    reg: Regularization,
+    groups: list[dict[str, Any]] | None = None,
+) -> torch.optim.Optimizer:
+    """The optimizer ``reg.optimizer`` over :func:`parameter_groups` (or the given groups).
+
+    ``adamw`` is AdamW; ``adam`` is Adam with decoupled weight decay (so ``l2_mode: decoupled``
+    means the same for both); ``sgd`` is SGD with ``reg.momentum`` and its own weight_decay.
+    """
+    groups = parameter_groups(model, reg) if groups is None else groups
+    lr = reg.learning_rate
+    if reg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if reg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, decoupled_weight_decay=True)
+    if reg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=reg.momentum)
+    raise ValueError(f"optimizer: got {reg.optimizer!r}; valid: adamw, adam, sgd")
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module by name (relu, leaky_relu, tanh, sigmoid, gelu)."""
+    table = {
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU,
+    }
+    if name not in table:
+        raise ValueError(f"activation: got {name!r}; valid: {', '.join(table)}")
+    return table[name]()
+
+
+def dropout(keep_prob: float) -> nn.Dropout | None:
+    """``nn.Dropout(p = 1 - keep_prob)``, or ``None`` when ``keep_prob`` is 1.0 (no module)."""
+    if not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"keep_prob: got {keep_prob!r}; valid: a number in (0, 1]")
+    return None if keep_prob == 1.0 else nn.Dropout(p=1.0 - keep_prob)
+
+
+def _normalized(layer: nn.Module, norm: nn.Module, reg: Regularization) -> list[nn.Module]:
+    act = activation(reg.activation)
+    if reg.batchnorm == "before_activation":
+        return [layer, norm, act]
+    if reg.batchnorm == "after_activation":
+        return [layer, act, norm]
+    if reg.batchnorm == "none":
+        return [layer, act]
+    raise ValueError(
+        f"batchnorm: {reg.batchnorm!r} applies to two-input models only; "
+        "valid here: none, before_activation, after_activation"
+    )
+
+
+def dense_block(in_features: int, out_features: int, reg: Regularization) -> nn.Sequential:
+    """Linear → activation with BatchNorm1d placed as ``reg.batchnorm`` says, then dropout."""
+    layers = _normalized(nn.Linear(in_features, out_features), nn.BatchNorm1d(out_features), reg)
+    drop = dropout(reg.keep_prob)
+    return nn.Sequential(*layers, *([drop] if drop is not None else []))
+
+
+def conv_block(
+    in_channels: int,
+    out_channels: int,
+    reg: Regularization,
+    kernel_size: int = 3,
+    pool: int | None = 2,
+) -> nn.Sequential:
+    """Conv2d ('same' padding) → activation with BatchNorm2d as ``reg.batchnorm`` says,
+    then max-pooling (``pool``) and dropout."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    layers = _normalized(conv, nn.BatchNorm2d(out_channels), reg)
+    if pool:
+        layers.append(nn.MaxPool2d(pool))
+    drop = dropout(reg.keep_prob)
+    return nn.Sequential(*layers, *([drop] if drop is not None else []))
+
+
+class Standardize(nn.Module):
+    """Fixed feature standardization (x - mean) / std with statistics stored as buffers.
+
+    A feature that is constant in the training split (std 0) is only centred.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", torch.where(std > 0, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def input_layer(reg: Regularization, train_x: torch.Tensor) -> nn.Module:
+    """``Standardize`` fitted on the training split only (``input_norm: standardize``),
+    or ``nn.Identity`` (``input_norm: none``). Statistics are per feature (over dim 0)."""
+    if reg.input_norm == "none":
+        return nn.Identity()
+    if reg.input_norm == "standardize":
+        return Standardize(train_x.mean(dim=0), train_x.std(dim=0))
+    raise ValueError(f"input_norm: got {reg.input_norm!r}; valid: none, standardize")

@@ -1,0 +1,80 @@
+"""Text output of the CLI: per-trial progress lines, the final summary, study listings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import click
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.formatting import fmt_duration, fmt_value, settings_table
+from hpsearch.runner import Progress
+
+
+def print_progress(p: Progress) -> None:
+    """One line per finished trial: state, metric, study progress, best so far, elapsed."""
+    t = p.trial
+    state = t.state.name
+    detail = ""
+    if t.state == TrialState.PRUNED:
+        epochs = t.user_attrs.get("epochs")
+        detail = f" after {epochs} epochs" if epochs is not None else ""
+        if "non-finite" in str(t.user_attrs.get("pruned_reason", "")):
+            detail += " (non-finite loss)"
+    value = t.value if t.state == TrialState.COMPLETE else t.user_attrs.get(p.metric)
+    line = f"[{p.finished}/{p.target}] trial {t.number:>4} {state:<8}{detail} {p.metric} {fmt_value(value)}"
+    if t.state == TrialState.FAIL:
+        line += f" · {t.user_attrs.get('fail_reason', 'failed')}"
+    if p.best is not None:
+        line += f" · best {fmt_value(p.best.value)} (#{p.best.number})"
+    click.echo(f"{line} · {fmt_duration(p.elapsed)}")
+
+
+def state_counts(study: optuna.Study) -> Counter:
+    """Number of trials per state name (lower case)."""
+    return Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+
+
+def print_study_result(study: optuna.Study, target: int) -> None:
+    """The closing summary: counts per state and the best trial's settings."""
+    counts = state_counts(study)
+    finished = counts["complete"] + counts["pruned"]
+    click.echo(
+        f"study {study.study_name}: {finished}/{target} finished "
+        f"({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed)"
+    )
+    try:
+        best = study.best_trial
+    except ValueError:
+        click.echo("no completed trial yet")
+        return
+    metric = study.user_attrs.get("metric", "value")
+    click.echo(f"best trial #{best.number}: {metric} = {fmt_value(best.value)}")
+    click.echo(settings_table(best.params))
+
+
+def study_rows(storage: str | None) -> list[dict[str, Any]]:
+    """One dict per study: name, direction, counts per state, best value."""
+    from hpsearch.storage import open_storage, resolve_url
+
+    backend = open_storage(resolve_url(storage), create=False)
+    rows = []
+    for summary in optuna.get_all_study_summaries(backend, include_best_trial=True):
+        study = optuna.load_study(study_name=summary.study_name, storage=backend)
+        counts = state_counts(study)
+        rows.append(
+            {
+                "study": summary.study_name,
+                "direction": summary.direction.name.lower(),
+                "metric": summary.user_attrs.get("metric"),
+                "complete": counts["complete"],
+                "pruned": counts["pruned"],
+                "fail": counts["fail"],
+                "running": counts["running"],
+                "waiting": counts["waiting"],
+                "best": summary.best_trial.value if summary.best_trial else None,
+            }
+        )
+    return rows

@@ -1,0 +1,47 @@
+"""Task registry: built-in names and ``package.module:factory`` custom tasks."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from hpsearch.errors import ConfigError
+from hpsearch.tasks.base import DataSplits, Task
+
+__all__ = ["Task", "DataSplits", "resolve_task", "builtin_task_names"]
+
+
+def _builtin() -> dict[str, Callable[[], Task]]:
+    from hpsearch.tasks import digits
+
+    return {"digits-mlp": digits.digits_mlp, "digits-cnn": digits.digits_cnn}
+
+
+def builtin_task_names() -> list[str]:
+    """Names of the built-in tasks."""
+    return sorted(_builtin())
+
+
+def resolve_task(ref: str) -> Task:
+    """A built-in task by name, or ``package.module:factory`` (a zero-argument callable
+    returning a :class:`Task`). Raises :class:`ConfigError` with the valid names otherwise."""
+    builtin = _builtin()
+    if ref in builtin:
+        return builtin[ref]()
+    if ":" not in ref:
+        raise ConfigError(
+            f"task: unknown task {ref!r}; valid: {', '.join(sorted(builtin))}, "
+            "or 'package.module:factory' for a custom task"
+        )
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"task: cannot import module {module_name!r} of custom task {ref!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"task: {module_name!r} has no callable {attr!r} (custom task {ref!r})")
+    task = factory()
+    if not isinstance(task, Task):
+        raise ConfigError(f"task: {ref!r} returned {type(task).__name__}, expected hpsearch.tasks.Task")
+    return task

@@ -1,0 +1,136 @@
+"""Fit one model with a lean Lightning Trainer and collect its results.
+
+Used by the search objective (with a pruning callback) and usable on its own to retrain a
+configuration. No checkpointing, logger, progress bar or model summary inside a trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import lightning.pytorch as pl
+import torch
+
+from hpsearch.data import TensorBatches
+from hpsearch.errors import NonFiniteLossError
+from hpsearch.models.base import RegularizedModule
+from hpsearch.space import TrialSettings
+from hpsearch.tasks.base import DataSplits, Task
+
+log = logging.getLogger(__name__)
+
+
+class FiniteLossGuard(pl.Callback):
+    """Stops training with :class:`NonFiniteLossError` when an epoch's training loss (or its
+    L2 penalty) is NaN/inf. Checked once per epoch, so no device sync per step."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, RegularizedModule)
+        loss = pl_module.epoch_train_loss()
+        if loss is not None and not torch.isfinite(torch.tensor(loss)):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss}) in epoch {trainer.current_epoch}"
+            )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What one training run produced, also when it stopped early.
+
+    ``error`` is the exception that ended training (pruning, non-finite loss, a bug in a
+    custom model), or ``None`` when all epochs ran. ``epochs`` counts completed epochs.
+    """
+
+    model: RegularizedModule
+    metrics: dict[str, float]
+    train_loss: float | None
+    epochs: int
+    seconds: float
+    device: str
+    error: Exception | None = None
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's per-fit banners and tips (still visible with ``-v`` logging)."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def fit(
+    task: Task,
+    settings: TrialSettings,
+    data: DataSplits,
+    max_epochs: int,
+    seed: int,
+    callbacks: Sequence[pl.Callback] = (),
+    accelerator: str = "auto",
+) -> FitResult:
+    """Build the task's model for ``settings`` (init seeded by ``seed``) and train it for up to
+    ``max_epochs`` on ``data.train``, validating on the whole ``data.val`` each epoch."""
+    quiet_lightning()
+    torch.manual_seed(seed)
+    model = task.build_model(settings.reg, settings.options, data)
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[FiniteLossGuard(), *callbacks],
+    )
+    train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
+    whole_val = TensorBatches(*data.val, batch_size=len(data.val[0]), shuffle=False)
+    started = time.perf_counter()
+    error: Exception | None = None
+    try:
+        trainer.fit(model, train_dataloaders=train, val_dataloaders=whole_val)
+    except Exception as exc:  # pruning, non-finite loss, a failing custom model
+        error = exc
+    except SystemExit:
+        # Lightning turns Ctrl-C inside fit() into sys.exit(1) after ignoring SIGINT; give the
+        # caller a KeyboardInterrupt instead, so the trial is failed and the process can exit 130.
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt("interrupted during training") from None
+        raise
+    return FitResult(
+        model=model,
+        metrics={k: float(v) for k, v in trainer.callback_metrics.items()},
+        train_loss=model.epoch_train_loss(),
+        epochs=model.epochs_validated,
+        seconds=time.perf_counter() - started,
+        device=str(model.device),
+        error=error,
+    )
+
+
+def evaluate(model: RegularizedModule, split: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """The model's metrics on a whole split, in eval mode, without gradients."""
+    model.eval()
+    x, y = (t.to(model.device) for t in split)
+    with torch.no_grad():
+        return {k: float(v) for k, v in model.evaluate(x, y).items()}
+
+
+def generalization_gap(metric: str, direction: str, train_value: float, val_value: float) -> float:
+    """Train–validation gap of ``metric``, signed so that positive means overfitting:
+    train − val when maximizing, val − train when minimizing."""
+    return train_value - val_value if direction == "maximize" else val_value - train_value
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line ``Type: message`` for storing as a trial's failure reason."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
