@@ -103,9 +103,14 @@ def optimize(
 
     url = resolve_url(storage)
     config = loaded.config
-    click.echo(f"study {config.study!r} on {mask_url(url)}: target {config.trials} finished trials, "
-               f"{config.max_epochs} epochs each, task {config.task}")
-    study = run_study(loaded, url, timeout=timeout, on_progress=print_progress)
+
+    def banner(study: Any, finished: int) -> None:
+        click.echo(
+            f"study {config.study!r} on {mask_url(url)}: {finished}/{config.trials} finished trials, "
+            f"{config.max_epochs} epochs each, task {config.task}"
+        )
+
+    study = run_study(loaded, url, timeout=timeout, on_progress=print_progress, on_start=banner)
     print_study_result(study, config.trials)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from hpsearch.errors import ConfigError
 
@@ -33,7 +33,15 @@ class Range(_Strict):
     step: Union[int, float, None] = None
 
 
-SearchValue = Union[list[Any], Range]
+def _search_kind(value: Any) -> str:
+    return "range" if isinstance(value, (dict, Range)) else "choices"
+
+
+# A mapping is validated as a Range only (so its errors are about range keys), a list as choices.
+SearchValue = Annotated[
+    Union[Annotated[list[Any], Tag("choices")], Annotated[Range, Tag("range")]],
+    Discriminator(_search_kind),
+]
 
 
 class SamplerConfig(BaseModel):
@@ -98,7 +106,7 @@ class StudyFile:
 
 def _error_line(path: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("list[", "Range", "int", "float")))
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("range", "choices"))
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"

@@ -73,7 +73,10 @@ def _best_or_none(study: optuna.Study) -> FrozenTrial | None:
 def prepare(study_file: StudyFile):  # noqa: ANN201 - returns (task, metric, direction)
     """Resolve the task and check the config against it (no database access)."""
     config = study_file.config
-    task = resolve_task(config.task)
+    try:
+        task = resolve_task(config.task)
+    except ConfigError as exc:
+        raise ConfigError(f"{study_file.path}: {exc}") from None
     check_against_task(config, task, study_file.path)
     return task, config.metric or task.metric, config.direction or task.direction
 
@@ -83,12 +86,15 @@ def run_study(
     storage_url: str,
     timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[optuna.Study, int], None] | None = None,
 ) -> optuna.Study:
     """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
 
     All validation happens before the database is touched, so bad input writes nothing.
     Re-running a finished study runs no trial; an interrupted one runs only the rest.
+    ``on_start(study, finished)`` is called once the study is open, ``on_progress`` after
+    every trial.
     """
     config = study_file.config
     task, metric, direction = prepare(study_file)
@@ -124,6 +130,8 @@ def run_study(
             study.set_user_attr(key, value)
 
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if on_start is not None:
+        on_start(study, finished)
     if finished >= config.trials:
         log.info("study %s already has %d/%d finished trials", config.study, finished, config.trials)
         return study

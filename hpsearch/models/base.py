@@ -83,3 +83,13 @@ class ClassifierModule(RegularizedModule):
             "acc": (logits.argmax(dim=1) == y).float().mean(),
             "loss": self.loss_fn(logits, y),
         }
+
+
+class RegressorModule(RegularizedModule):
+    """Mean-squared-error regressor; metric ``mse``."""
+
+    def __init__(self, net: nn.Module, reg: Regularization) -> None:
+        super().__init__(net, reg, nn.MSELoss())
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mse": self.loss_fn(self(x), y)}

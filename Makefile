@@ -1,0 +1,29 @@
+# hpsearch: `make quickstart` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch is installed before the package so pip never resolves a multi-GB CUDA build on a
+# machine without a GPU. Override on other machines, e.g.
+#   make TORCH_SPEC=torch TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# An existing torch in the venv (a CUDA build on a GPU node, say) is always kept.
+TORCH_SPEC     ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
+.PHONY: venv quickstart test bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+quickstart: venv
+	$(VENV)/bin/hpsearch optimize studies/quickstart.yaml
+
+test: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

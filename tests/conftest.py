@@ -1,0 +1,69 @@
+"""Shared fixtures: real SQLite files, study-file writing, and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO = TESTS_DIR.parent
+HPSEARCH = Path(sys.executable).parent / "hpsearch"
+OPTUNA = Path(sys.executable).parent / "optuna"
+
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+TINY_STUDY = {
+    "study": "tiny",
+    "task": "digits-mlp",
+    "trials": 3,
+    "max_epochs": 2,
+    "seed": 0,
+    "sampler": {"type": "random"},
+    "pruner": {"type": "none"},
+    "search": {
+        "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+        "keep_prob": {"low": 0.7, "high": 1.0},
+        "batchnorm": ["none", "before_activation"],
+    },
+    "fixed": {"optimizer": "adamw", "batch_size": 128, "hidden_units": 32, "hidden_layers": 1},
+}
+
+
+@pytest.fixture
+def write_study(tmp_path: Path) -> Callable[..., Path]:
+    """Write a study file (TINY_STUDY updated with ``changes``) and return its path."""
+
+    def write(name: str = "study.yaml", **changes: object) -> Path:
+        data = {**TINY_STUDY, **changes}
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for CLI subprocesses: custom test tasks importable, no inherited storage."""
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run the installed ``hpsearch`` console script as a real subprocess."""
+    return subprocess.run(
+        [str(HPSEARCH), *args], cwd=cwd, env=cli_env(**env), capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,70 @@
+"""Custom tasks defined inside the test suite (``task: custom_tasks:toy_regression``).
+
+``behaviour`` lets a study make a trial misbehave on purpose: ``nan`` poisons the output so the
+training loss is NaN, ``raise`` makes the forward pass throw.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from hpsearch.models.base import RegressorModule
+from hpsearch.params import REGULARIZATION_PARAMS, TRAINING_PARAMS, ParamSpec
+from hpsearch.regularization import Regularization, dense_block, input_layer
+from hpsearch.tasks import DataSplits, Task
+
+
+def _data(seed: int) -> DataSplits:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(300, 5, generator=g) * torch.tensor([1.0, 10.0, 100.0, 0.1, 1.0])
+    w = torch.tensor([[0.5], [-0.05], [0.002], [3.0], [1.0]])
+    y = x @ w + 0.05 * torch.randn(300, 1, generator=g)
+    return DataSplits(train=(x[:180], y[:180]), val=(x[180:240], y[180:240]), test=(x[240:], y[240:]))
+
+
+class _Misbehaving(nn.Module):
+    def __init__(self, inner: nn.Module, behaviour: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.behaviour = behaviour
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.behaviour == "raise":
+            raise RuntimeError("boom from the custom model")
+        out = self.inner(x)
+        return out * float("nan") if self.behaviour == "nan" else out
+
+
+def _build(reg: Regularization, options: Mapping[str, Any], data: DataSplits) -> RegressorModule:
+    net = nn.Sequential(input_layer(reg, data.train[0]), dense_block(5, options["width"], reg), nn.Linear(options["width"], 1))
+    return RegressorModule(_Misbehaving(net, options["behaviour"]), reg)
+
+
+def toy_regression() -> Task:
+    """A 5-feature linear regression with badly scaled inputs; metric val_mse (minimize)."""
+    return Task(
+        name="toy-regression",
+        description="toy linear regression (test fixture)",
+        metric="val_mse",
+        direction="minimize",
+        metrics=("val_mse",),
+        params={
+            **REGULARIZATION_PARAMS,
+            **TRAINING_PARAMS,
+            "width": ParamSpec("int", "hidden width", low=1),
+            "behaviour": ParamSpec("choice", "ok | nan | raise", choices=("ok", "nan", "raise")),
+        },
+        defaults={"batch_size": 32, "width": 8, "behaviour": "ok"},
+        load_data=_data,
+        build_model=_build,
+    )
+
+
+not_a_task = 42
+
+
+def returns_wrong_type() -> str:
+    return "not a Task"
