@@ -32,6 +32,12 @@ class TensorBatches:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def to(self, device: torch.device) -> "TensorBatches":
+        """Move the tensors to ``device`` (once; later calls are free)."""
+        if self.x.device != device:
+            self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         if self.shuffle:
@@ -41,6 +47,20 @@ class TensorBatches:
             x, y = self.x, self.y
         for start in range(0, n, self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+
+
+class EpochFeed:
+    """A one-item-per-epoch "dataloader" handing the whole epoch's :class:`TensorBatches` to
+    ``training_step`` (see :class:`~hpsearch.models.base.RegularizedModule`)."""
+
+    def __init__(self, batches: TensorBatches) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[TensorBatches]:
+        yield self.batches
 
 
 def stratified_split(

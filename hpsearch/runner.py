@@ -81,21 +81,9 @@ def prepare(study_file: StudyFile):  # noqa: ANN201 - returns (task, metric, dir
     return task, config.metric or task.metric, config.direction or task.direction
 
 
-def run_study(
-    study_file: StudyFile,
-    storage_url: str,
-    timeout: float | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_start: Callable[[optuna.Study, int], None] | None = None,
-) -> optuna.Study:
-    """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
-    (complete + pruned) trials in total; returns the Optuna study.
-
-    All validation happens before the database is touched, so bad input writes nothing.
-    Re-running a finished study runs no trial; an interrupted one runs only the rest.
-    ``on_start(study, finished)`` is called once the study is open, ``on_progress`` after
-    every trial.
-    """
+def open_study(study_file: StudyFile, storage_url: str) -> tuple[optuna.Study, Objective]:
+    """Validate, then create or load the study (sampler, pruner, user attrs) and build its
+    objective. All validation happens before the database is touched."""
     config = study_file.config
     task, metric, direction = prepare(study_file)
     build_sampler(config.sampler, config.seed, study_file.path)  # validates options early
@@ -128,14 +116,32 @@ def run_study(
     for key, value in {"hpsearch_version": hpsearch.__version__, "metric": metric, "task": config.task}.items():
         if attrs.get(key) != value:
             study.set_user_attr(key, value)
+    return study, Objective(config, task, task.load_data(config.seed), metric, direction)
 
+
+def run_study(
+    study_file: StudyFile,
+    storage_url: str,
+    timeout: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[optuna.Study, int], None] | None = None,
+) -> optuna.Study:
+    """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
+    (complete + pruned) trials in total; returns the Optuna study.
+
+    Bad input raises before anything is written. Re-running a finished study runs no trial;
+    an interrupted one runs only the rest. ``on_start(study, finished)`` is called once the
+    study is open, ``on_progress`` after every trial.
+    """
+    config = study_file.config
+    study, objective = open_study(study_file, storage_url)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if on_start is not None:
         on_start(study, finished)
     if finished >= config.trials:
         log.info("study %s already has %d/%d finished trials", config.study, finished, config.trials)
         return study
-    objective = Objective(config, task, task.load_data(config.seed), metric, direction)
+    metric = objective.metric
     stopper = _StopAtTarget(config.trials, metric, on_progress)
     study.optimize(
         objective,

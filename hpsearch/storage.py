@@ -6,6 +6,7 @@ busy timeout so several local processes can share one file).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -78,7 +79,7 @@ def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorag
             if not db_file.parent.exists():
                 raise StorageError(f"storage: directory {db_file.parent} does not exist ({mask_url(url)})")
         _enable_wal(db_file)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        engine_kwargs = {"creator": functools.partial(_sqlite_connect, str(db_file))}
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
@@ -86,6 +87,15 @@ def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorag
     except (SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"storage: cannot open {mask_url(url)}: {mask_text(reason, url)}") from None
+
+
+def _sqlite_connect(path: str) -> sqlite3.Connection:
+    """A connection with a busy timeout (writers wait instead of failing with "database is
+    locked") and ``synchronous=NORMAL``: in WAL mode a commit then survives a crash of the
+    process (not of the machine) without an fsync per commit, which saves ~3 ms per write."""
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def _enable_wal(db_file: Path) -> None:

@@ -6,6 +6,7 @@ configuration. No checkpointing, logger, progress bar or model summary inside a 
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -16,7 +17,7 @@ from typing import Sequence
 import lightning.pytorch as pl
 import torch
 
-from hpsearch.data import TensorBatches
+from hpsearch.data import EpochFeed, TensorBatches
 from hpsearch.errors import NonFiniteLossError
 from hpsearch.models.base import RegularizedModule
 from hpsearch.space import TrialSettings
@@ -55,8 +56,10 @@ class FitResult:
     error: Exception | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def quiet_lightning() -> None:
-    """Silence Lightning's per-fit banners and tips (still visible with ``-v`` logging)."""
+    """Silence Lightning's per-fit banners and tips (still visible with ``-v`` logging).
+    Runs once per process (warning filters would otherwise pile up with every trial)."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -93,7 +96,7 @@ def fit(
     started = time.perf_counter()
     error: Exception | None = None
     try:
-        trainer.fit(model, train_dataloaders=train, val_dataloaders=whole_val)
+        trainer.fit(model, train_dataloaders=EpochFeed(train), val_dataloaders=whole_val)
     except Exception as exc:  # pruning, non-finite loss, a failing custom model
         error = exc
     except SystemExit:

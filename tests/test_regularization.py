@@ -93,7 +93,7 @@ def test_training_step_loss_is_data_loss_plus_penalty(net: Net) -> None:
     x, y = torch.rand(16, 64), torch.randint(0, 10, (16,))
     net.eval()  # fixed BatchNorm statistics so both computations see the same forward pass
     data_loss = nn.functional.cross_entropy(net(x), y)
-    total = module.training_step((x, y), 0)
+    total = module.batch_loss((x, y))
     penalty = 0.1 * sum((p ** 2).sum() for p in scoped_parameters(net, "weights")) / 2
     assert float(total) == pytest.approx(float(data_loss + penalty), rel=1e-5)
 

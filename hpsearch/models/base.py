@@ -6,6 +6,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
@@ -17,8 +19,16 @@ class RegularizedModule(pl.LightningModule):
 
     Subclasses implement :meth:`evaluate`, returning metric tensors by short name (``acc``,
     ``loss``, ``mse``...); validation logs them as ``val_<name>`` once per epoch on the whole
-    validation split, and the mean training loss (data term, without the penalty) is logged as
-    ``train_loss``. Nothing is logged per step, so a trial pays no logging overhead.
+    validation split; the mean training loss of the epoch (data term, without the penalty) is
+    kept by :meth:`epoch_train_loss`. Nothing is logged per step, so a trial pays no logging
+    overhead.
+
+    Lean epoch loop: the Trainer hands :meth:`training_step` a whole epoch at once (an
+    :class:`~hpsearch.data.EpochFeed` yields one :class:`~hpsearch.data.TensorBatches` per
+    epoch), and the step runs the mini-batches with manual optimization. Lightning's per-step
+    machinery (closures, hook dispatch, batch transfer) then runs once per epoch instead of
+    once per batch; the data moves to the module's device once. Override :meth:`batch_loss`
+    to change what one mini-batch optimizes.
     """
 
     def __init__(self, net: nn.Module, reg: Regularization, loss_fn: nn.Module) -> None:
@@ -29,6 +39,7 @@ class RegularizedModule(pl.LightningModule):
         self._loss_sum: torch.Tensor | None = None
         self._steps = 0
         self.epochs_validated = 0
+        self.automatic_optimization = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -37,7 +48,9 @@ class RegularizedModule(pl.LightningModule):
         """The L2 term added to the training loss (zero unless ``l2_mode: loss``)."""
         return l2_penalty(self.net, self.reg)
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def batch_loss(self, batch: Any) -> torch.Tensor:
+        """The loss one mini-batch optimizes: data loss plus the L2 penalty when
+        ``l2_mode: loss``. Records the data loss for the epoch's ``train_loss``."""
         x, y = batch
         loss = self.loss_fn(self(x), y)
         detached = loss.detach()
@@ -45,12 +58,25 @@ class RegularizedModule(pl.LightningModule):
         self._steps += 1
         return loss + self.penalty() if self.reg.l2_mode == "loss" else loss
 
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One whole epoch: every mini-batch of ``batch`` (a TensorBatches), one optimizer
+        step each."""
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        backward = self._backward_fn()
+        for minibatch in batch.to(self.device):
+            optimizer.zero_grad(set_to_none=True)
+            backward(self.batch_loss(minibatch))
+            optimizer.step()
+
+    def _backward_fn(self) -> Any:
+        """``Tensor.backward`` when the Trainer runs full precision on one device (nothing for
+        Lightning to scale or synchronize), else Lightning's ``manual_backward``."""
+        trainer = self.trainer
+        plain = type(trainer.precision_plugin) is Precision and isinstance(trainer.strategy, SingleDeviceStrategy)
+        return torch.Tensor.backward if plain else self.manual_backward
+
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._steps = None, 0
-
-    def on_train_epoch_end(self) -> None:
-        if self._steps:
-            self.log("train_loss", self._loss_sum / self._steps)
 
     def epoch_train_loss(self) -> float | None:
         """Mean data loss of the last training epoch (``None`` before any step)."""
