@@ -123,9 +123,10 @@ def studies(ctx: click.Context, storage: str | None, as_json: bool) -> None:
     """List the studies in the database with trial counts per state and the best value."""
     _setup_logging(ctx)
     from hpsearch.formatting import table
-    from hpsearch.report_text import study_rows
+    from hpsearch.storage import open_storage, resolve_url
+    from hpsearch.study_stats import study_rows
 
-    rows = study_rows(storage)
+    rows = study_rows(open_storage(resolve_url(storage), create=False))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

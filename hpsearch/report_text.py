@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import optuna
 from optuna.trial import TrialState
 
 from hpsearch.formatting import fmt_duration, fmt_value, settings_table
-from hpsearch.runner import Progress
+
+if TYPE_CHECKING:
+    from hpsearch.runner import Progress
 
 
-def print_progress(p: Progress) -> None:
+def print_progress(p: "Progress") -> None:
     """One line per finished trial: state, metric, study progress, best so far, elapsed."""
     t = p.trial
     state = t.state.name
@@ -53,28 +55,3 @@ def print_study_result(study: optuna.Study, target: int) -> None:
     metric = study.user_attrs.get("metric", "value")
     click.echo(f"best trial #{best.number}: {metric} = {fmt_value(best.value)}")
     click.echo(settings_table(best.params))
-
-
-def study_rows(storage: str | None) -> list[dict[str, Any]]:
-    """One dict per study: name, direction, counts per state, best value."""
-    from hpsearch.storage import open_storage, resolve_url
-
-    backend = open_storage(resolve_url(storage), create=False)
-    rows = []
-    for summary in optuna.get_all_study_summaries(backend, include_best_trial=True):
-        study = optuna.load_study(study_name=summary.study_name, storage=backend)
-        counts = state_counts(study)
-        rows.append(
-            {
-                "study": summary.study_name,
-                "direction": summary.direction.name.lower(),
-                "metric": summary.user_attrs.get("metric"),
-                "complete": counts["complete"],
-                "pruned": counts["pruned"],
-                "fail": counts["fail"],
-                "running": counts["running"],
-                "waiting": counts["waiting"],
-                "best": summary.best_trial.value if summary.best_trial else None,
-            }
-        )
-    return rows

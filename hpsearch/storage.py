@@ -59,7 +59,8 @@ def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorag
 
     Raises :class:`StorageError` (password masked) when the URL is malformed, the driver is
     missing, the SQLite file does not exist and ``create`` is false, or the server cannot be
-    reached.
+    reached. ``create=False`` opens an existing database for reading: no schema creation or
+    version check.
     """
     import optuna
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -82,8 +83,17 @@ def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorag
         engine_kwargs = {"creator": functools.partial(_sqlite_connect, str(db_file))}
     else:
         engine_kwargs = {"pool_pre_ping": True}
+    # Read-only callers (create=False) skip table creation and Alembic's version check, which
+    # costs more than the query itself for `hpsearch studies` / `best`.
+    read_only = {"skip_table_creation": True, "skip_compatibility_check": True} if not create else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **read_only)
+    except optuna.exceptions.StorageInternalError as exc:
+        cause = exc.__cause__ or exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise StorageError(
+            f"storage: {mask_url(url)} is not a usable Optuna database: {mask_text(reason, url)}"
+        ) from None
     except (SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"storage: cannot open {mask_url(url)}: {mask_text(reason, url)}") from None

@@ -121,3 +121,15 @@ def test_unknown_study_for_best_is_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
 def test_click_usage_errors_are_exit_2() -> None:
     result = CliRunner().invoke(main, ["optimize"])
     assert result.exit_code == 2 and "Missing argument" in result.output
+
+
+@pytest.mark.parametrize("command", [["studies"], ["best", "tiny"]])
+def test_read_commands_on_a_database_that_is_not_optuna(tmp_path: Path, command: list[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    result = CliRunner().invoke(main, [*command, "--storage", f"sqlite:///{db}"])
+    assert result.exit_code == 2
+    assert "not a usable Optuna database" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,22 @@
+"""Helpers shared by the benchmark scripts (run them from the repository root)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from hpsearch.config import StudyFile, parse_study  # noqa: E402
+
+
+def study_file(text: str, path: str = "<bench>") -> StudyFile:
+    """A validated StudyFile from YAML text."""
+    return StudyFile(path=path, text=text, config=parse_study(text, path))
+
+
+def result(name: str, value: float, op: str, target: float, fmt: str = ".3f") -> None:
+    """Print the closing ``RESULT <name> <value> goal <op> <target>`` line."""
+    print(f"RESULT {name} {value:{fmt}} goal {op} {target:g}", flush=True)
