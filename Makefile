@@ -25,5 +25,13 @@ quickstart: venv
 test: venv
 	$(PY) -m pytest -q
 
+# The benchmarks of docs/benchmarks.md, each ending with "RESULT <name> <value> goal <op> <target>".
+# Set HPSEARCH_BENCH_PG=postgresql+psycopg2://... to include PostgreSQL in the storage benchmark.
+bench: venv
+	cd scripts/bench && ../../$(PY) trial_overhead.py
+	cd scripts/bench && ../../$(PY) search_efficiency.py
+	cd scripts/bench && ../../$(PY) storage_overhead.py
+	cd scripts/bench && ../../$(PY) cli_latency.py
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

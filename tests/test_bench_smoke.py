@@ -1,0 +1,29 @@
+"""Every benchmark runs at a tiny size and ends with its RESULT line (speed is not checked here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench"
+RESULT = re.compile(r"^RESULT (\S+) (\S+) goal (<=|>=) (\S+)$", re.M)
+
+SMOKE = [
+    ("trial_overhead.py", ["--pairs", "1", "--epochs", "2"], ["trial_overhead"]),
+    ("search_efficiency.py", ["--seeds", "1", "--trials", "2", "--max-epochs", "1"], ["search_efficiency"]),
+    ("storage_overhead.py", ["--sizes", "20", "40", "--measure", "3"], ["storage_overhead_ms_at_40", "storage_overhead_growth"]),
+    ("cli_latency.py", ["--trials", "200", "--repeat", "1"], ["cli_help_s", "cli_studies_s"]),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "names"), SMOKE, ids=[s[0] for s in SMOKE])
+def test_benchmark_smoke(script: str, args: list[str], names: list[str]) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = {m.group(1): float(m.group(2)) for m in RESULT.finditer(proc.stdout)}
+    assert set(names) <= set(found), proc.stdout
+    assert all(value >= 0 for value in found.values())
