@@ -161,13 +161,15 @@ def best(ctx: click.Context, study_name: str, storage: str | None, as_json: bool
 @_handle_errors
 def tasks() -> None:
     """List the built-in tasks, their default metric and the parameters each understands."""
+    from hpsearch.params import REGULARIZATION_DEFAULTS
     from hpsearch.tasks import builtin_task_names, resolve_task
 
     for name in builtin_task_names():
         task = resolve_task(name)
         click.echo(f"{name}: {task.description}; metric {task.metric} ({task.direction}); metrics {', '.join(task.metrics)}")
+        defaults = {**REGULARIZATION_DEFAULTS, **task.defaults}
         for pname, spec in sorted(task.params.items()):
-            default = task.defaults.get(pname)
+            default = defaults.get(pname)
             suffix = f" [default {default}]" if default is not None else ""
             click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
 

@@ -34,8 +34,8 @@ class ParamSpec:
         """Human-readable description of the valid values, for error messages."""
         if self.kind == "choice":
             return "one of " + ", ".join(str(c) for c in self.choices)
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
         kind = "an integer" if self.kind == "int" else "a number"
@@ -117,6 +117,20 @@ REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
         "standardize: scale features with mean/std of the training split only",
         choices=INPUT_NORMS,
     ),
+}
+
+#: Values of the regularization parameters when a study neither searches nor fixes them.
+REGULARIZATION_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "weight_decay": 0.0,
+    "l2_mode": "decoupled",
+    "l2_scope": "all",
+    "keep_prob": 1.0,
+    "batchnorm": "none",
+    "activation": "relu",
+    "optimizer": "adamw",
+    "momentum": 0.9,
+    "input_norm": "none",
 }
 
 #: Training settings every built-in task understands.

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from hpsearch.params import REGULARIZATION_PARAMS
+from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS
 
 __all__ = [
     "Regularization",
@@ -49,16 +49,16 @@ _NORM_TYPES = (
 class Regularization:
     """The regularization settings of one trial (see DESIGN.md for each field's meaning)."""
 
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    l2_mode: str = "decoupled"
-    l2_scope: str = "all"
-    keep_prob: float = 1.0
-    batchnorm: str = "none"
-    activation: str = "relu"
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    input_norm: str = "none"
+    learning_rate: float = REGULARIZATION_DEFAULTS["learning_rate"]
+    weight_decay: float = REGULARIZATION_DEFAULTS["weight_decay"]
+    l2_mode: str = REGULARIZATION_DEFAULTS["l2_mode"]
+    l2_scope: str = REGULARIZATION_DEFAULTS["l2_scope"]
+    keep_prob: float = REGULARIZATION_DEFAULTS["keep_prob"]
+    batchnorm: str = REGULARIZATION_DEFAULTS["batchnorm"]
+    activation: str = REGULARIZATION_DEFAULTS["activation"]
+    optimizer: str = REGULARIZATION_DEFAULTS["optimizer"]
+    momentum: float = REGULARIZATION_DEFAULTS["momentum"]
+    input_norm: str = REGULARIZATION_DEFAULTS["input_norm"]
 
     def __post_init__(self) -> None:
         for f in fields(self):
