@@ -17,7 +17,7 @@ from hpsearch.cli import main
 
 def test_optimize_end_to_end_read_back_by_optuna_cli(write_study, tmp_path: Path) -> None:
     path = write_study()
-    proc = run_cli("optimize", str(path), cwd=tmp_path)
+    proc = run_cli("--log-file", "run.log", "optimize", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "[3/3]" in out and "best trial #" in out and "learning_rate" in out
@@ -25,6 +25,8 @@ def test_optimize_end_to_end_read_back_by_optuna_cli(write_study, tmp_path: Path
     assert proc.stderr == ""
     db = tmp_path / "hpsearch.db"
     assert db.exists()  # default storage: ./hpsearch.db
+    log_text = (tmp_path / "run.log").read_text()
+    assert "Trial 0 finished" in log_text  # Optuna's own messages go to the log file, not the terminal
 
     url = f"sqlite:///{db}"
     studies = subprocess.run([str(OPTUNA), "studies", "--storage", url, "-f", "json"], capture_output=True, text=True, check=True)
