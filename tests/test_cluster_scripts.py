@@ -22,7 +22,8 @@ def parse_hpsearch(argv: list[str]) -> tuple[str, dict]:
     """Parse ``hpsearch ARGV`` with the real click group; returns (subcommand, its params)."""
     assert argv[0] == "hpsearch"
     ctx = main.make_context("hpsearch", list(argv[1:]))
-    name, command, rest = main.resolve_command(ctx, [*getattr(ctx, "_protected_args", None) or ctx.protected_args, *ctx.args])
+    protected = getattr(ctx, "_protected_args", None) or ctx.protected_args  # click >= 8.2 / 8.1
+    name, command, rest = main.resolve_command(ctx, [*protected, *ctx.args])
     assert command is not None
     sub = command.make_context(name, rest, parent=ctx)
     return name, sub.params
