@@ -101,7 +101,8 @@ def main(verbose: int, log_file: str | None) -> None:
 @click.option(
     "--worker-index", type=click.IntRange(min=0), envvar="HPSEARCH_WORKER_INDEX", default=0, show_default=True,
     help="Index of this worker among workers started together on a cluster (job array index); "
-    "offsets the sampler seed so they explore different points [env: HPSEARCH_WORKER_INDEX].",
+    "offsets the sampler seed so they explore different points (with --workers K the local workers "
+    "get I*K ... I*K+K-1) [env: HPSEARCH_WORKER_INDEX].",
 )
 @click.option(
     "--heartbeat", type=click.IntRange(min=0), default=10, show_default=True,
@@ -167,7 +168,7 @@ def optimize(
             "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
             "--seed": seed, "--heartbeat": heartbeat, "--grace": grace, "--checkpoint-dir": checkpoint_dir,
         }
-        sys.exit(run_local_pool(loaded, url, workers, forwarded, root_options))
+        sys.exit(run_local_pool(loaded, url, workers, forwarded, root_options, first_index=worker_index * workers))
 
     from hpsearch.runner import run_study
 

@@ -49,8 +49,8 @@ class Objective:
         try:
             with signals.trial_body():
                 return self._run(trial)
-        except signals.Interrupted as exc:
-            trial.set_user_attr("fail_reason", f"{exc} (the process was asked to stop)")
+        except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
+            trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
             raise
 
     def _run(self, trial: optuna.Trial) -> float:

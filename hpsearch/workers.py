@@ -124,10 +124,21 @@ def run_pool(argvs: Sequence[Sequence[str]], envs: Sequence[Mapping[str, str]]) 
     return PoolResult(codes, received[0] if received else None, [i for i, c in enumerate(codes) if c != 0])
 
 
-def run_local_pool(study_file: "StudyFile", url: str, workers: int, forwarded: Mapping[str, object], root_options: Sequence[str] = ()) -> int:  # noqa: F821
+def run_local_pool(
+    study_file: "StudyFile",  # noqa: F821
+    url: str,
+    workers: int,
+    forwarded: Mapping[str, object],
+    root_options: Sequence[str] = (),
+    first_index: int = 0,
+) -> int:
     """``hpsearch optimize --workers K``: open the study once (schema, study row), start K
     workers, wait, print the summary; returns the exit code (128 + signal when stopped by
-    SIGINT/SIGTERM; 1 when a worker failed and the study is short of its target)."""
+    SIGINT/SIGTERM; 1 when a worker failed and the study is short of its target).
+
+    Worker i gets the global index ``first_index + i`` (sampler seed offset; with
+    ``--workers K --worker-index J`` on every node, pass ``first_index = J * K``) and the local
+    index i for its GPU."""
     import click
     import optuna
 
@@ -151,7 +162,7 @@ def run_local_pool(study_file: "StudyFile", url: str, workers: int, forwarded: M
     for name, value in forwarded.items():
         if value is not None:
             options += [name, str(value)]
-    argvs = [worker_argv(study_file.path, i, options, root_options) for i in range(workers)]
+    argvs = [worker_argv(study_file.path, first_index + i, options, root_options) for i in range(workers)]
     envs = [worker_env(os.environ, i, workers, cores, gpus, url) for i in range(workers)]
     result = run_pool(argvs, envs)
     study = optuna.load_study(study_name=config.study, storage=storage)

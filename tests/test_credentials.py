@@ -55,3 +55,30 @@ def test_password_is_masked_everywhere(pg_server, write_study, tmp_path) -> None
     for text in everything:
         assert SECRET_PASSWORD not in text
         assert "Wr0ng-pass-XYZ" not in text
+
+
+def test_storage_url_sources_and_masking(tmp_path, monkeypatch) -> None:
+    import logging
+
+    import pytest
+
+    from hpsearch.errors import StorageError
+    from hpsearch.logs import MaskingFormatter
+    from hpsearch.storage import mask_secrets, resolve_url
+
+    monkeypatch.delenv("HPSEARCH_STORAGE_FILE", raising=False)
+    monkeypatch.setenv("HPSEARCH_STORAGE", "sqlite:///from-env.db")
+    url_file = tmp_path / "url"
+    url_file.write_text("\n  postgresql+psycopg2://me:f1le-Secret@db/hp  \n")
+    assert resolve_url("sqlite:///argv.db", str(url_file)) == "sqlite:///argv.db"
+    assert resolve_url(None, str(url_file)) == "postgresql+psycopg2://me:f1le-Secret@db/hp"
+    monkeypatch.setenv("HPSEARCH_STORAGE_FILE", str(url_file))
+    assert resolve_url(None).endswith("@db/hp")
+    monkeypatch.delenv("HPSEARCH_STORAGE_FILE")
+    assert resolve_url(None) == "sqlite:///from-env.db"
+    with pytest.raises(StorageError, match="storage file"):
+        resolve_url(None, str(tmp_path / "missing"))
+    # a registered password is masked wherever it shows up, in text and in log records
+    assert mask_secrets("auth failed for f1le-Secret") == "auth failed for ***"
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connecting to %s", ("postgresql://me:f1le-Secret@db/hp",), None)
+    assert "f1le-Secret" not in MaskingFormatter("%(message)s").format(record)

@@ -59,7 +59,7 @@ def test_sigkill_mid_trial_is_retried_with_same_params_and_resumes_from_checkpoi
 
 
 def test_sigint_and_sigterm_fail_the_running_trial_and_a_rerun_continues(sqlite_url, write_study) -> None:
-    study = write_study(**SLOW_STUDY, trials=3)
+    study = write_study(**SLOW_STUDY, trials=2)
     # SIGINT to a single worker inside Lightning's fit
     proc = start("optimize", str(study), "--storage", sqlite_url)
     try:
@@ -95,7 +95,7 @@ def test_sigint_and_sigterm_fail_the_running_trial_and_a_rerun_continues(sqlite_
     result = run_cli("optimize", str(study), "--storage", sqlite_url)
     assert result.returncode == 0, result.stderr[-3000:]
     after = trials(sqlite_url)
-    assert len(by_state(after, *FINISHED)) == 3 > before
+    assert len(by_state(after, *FINISHED)) == 2 > before
     assert len(by_state(after, TrialState.FAIL)) == 3
     assert not by_state(after, TrialState.RUNNING)
 

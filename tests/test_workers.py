@@ -47,14 +47,14 @@ def test_worker_env_assigns_gpus_threads_and_passes_the_url_outside_argv() -> No
 
 
 def test_sqlite_with_four_workers_is_not_locked(sqlite_url, write_study) -> None:
-    study = write_study(**FAST_STUDY, trials=16)
+    study = write_study(**FAST_STUDY, trials=12)
     result = run_cli("optimize", str(study), "--storage", sqlite_url, "--workers", "4", "--heartbeat", "1", "--grace", "3")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "locked" not in output.lower()
     all_trials = trials(sqlite_url, "fast")
     assert not by_state(all_trials, TrialState.FAIL, TrialState.RUNNING)
-    assert 16 <= len(by_state(all_trials, *FINISHED)) <= 16 + 4 - 1
+    assert 12 <= len(by_state(all_trials, *FINISHED)) <= 12 + 4 - 1
     assert {line.split()[0] for line in result.stdout.splitlines() if line.startswith("[w")} == {"[w0]", "[w1]", "[w2]", "[w3]"}
 
 
