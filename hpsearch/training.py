@@ -1,7 +1,8 @@
 """Fit one model with a lean Lightning Trainer and collect its results.
 
 Used by the search objective (with a pruning callback) and usable on its own to retrain a
-configuration. No checkpointing, logger, progress bar or model summary inside a trial.
+configuration. No logger, progress bar or model summary inside a trial, and no checkpointing
+unless the caller adds :class:`hpsearch.checkpoints.EpochCheckpoint` (``--checkpoint-dir``).
 """
 
 from __future__ import annotations

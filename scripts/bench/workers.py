@@ -53,18 +53,25 @@ def throughput(args: argparse.Namespace) -> None:
         directory = Path(tmp)
         path = study_file(directory, args.trials, args.max_epochs)
         rates = {}
-        for workers in (1, 2):
-            url = f"sqlite:///{directory / f'w{workers}.db'}"
+        # (label, --workers, OMP_NUM_THREADS for a single in-process worker: None = torch default)
+        configs = [("--workers 1", 1, None), ("--workers 1, OMP_NUM_THREADS=1", 1, "1"), ("--workers 2", 2, None)]
+        for label, workers, threads in configs:
+            url = f"sqlite:///{directory / f'w{len(rates)}.db'}"
+            env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+            if threads:
+                env["OMP_NUM_THREADS"] = threads
             started = time.perf_counter()
             subprocess.run([str(HPSEARCH), "optimize", str(path), "--storage", url, "--workers", str(workers)],
-                           check=True, capture_output=True)
+                           check=True, capture_output=True, env=env)
             wall = time.perf_counter() - started
             done = finished_trials(url)
             span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-            rates[workers] = 60 * len(done) / span
-            print(f"--workers {workers}: {len(done)} trials, {rates[workers]:.1f} trials/min over the trials' span "
+            rates[label] = 60 * len(done) / span
+            print(f"{label}: {len(done)} trials, {rates[label]:.1f} trials/min over the trials' span "
                   f"({span:.1f} s), {60 * len(done) / wall:.1f} trials/min over the whole command ({wall:.1f} s)")
-        print(f"ratio 2 workers / 1 worker: {rates[2] / rates[1]:.2f} (cores available: {len(os.sched_getaffinity(0))})")
+        one, one_thread, two = rates.values()
+        print(f"ratio 2 workers / 1 worker: {two / one:.2f}; 2 workers / 1 worker with 1 thread: {two / one_thread:.2f} "
+              f"(cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f})")
 
 
 def recovery(args: argparse.Namespace) -> None:
