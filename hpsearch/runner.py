@@ -213,6 +213,7 @@ def _settle_running(study: optuna.Study, heartbeat: Heartbeat) -> None:
         if not _late_heartbeats(study, 2 * heartbeat.interval) or time.monotonic() >= deadline:
             return
         time.sleep(heartbeat.interval)
+        signals.raise_if_received()  # a Ctrl-C while waiting ends the wait
 
 
 def _late_heartbeats(study: optuna.Study, age_s: float) -> int:
