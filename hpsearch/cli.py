@@ -21,6 +21,7 @@ STORAGE_HELP = (
     f"sqlite:///hpsearch.db]. For URLs with a password prefer ${STORAGE_ENV} or --storage-file: "
     "argv is visible in `ps`."
 )
+DEFAULT_HEARTBEAT_S = 10
 STORAGE_FILE_HELP = f"Read the storage URL from the first line of this file [env: ${STORAGE_FILE_ENV}]."
 
 
@@ -105,9 +106,10 @@ def main(verbose: int, log_file: str | None) -> None:
     "get I*K ... I*K+K-1) [env: HPSEARCH_WORKER_INDEX].",
 )
 @click.option(
-    "--heartbeat", type=click.IntRange(min=0), default=10, show_default=True,
+    "--heartbeat", type=click.IntRange(min=0),
     help="Seconds between heartbeats of a running trial; 0 turns heartbeats off (then a trial of a "
-    "killed worker stays RUNNING and is not re-run).",
+    "killed worker stays RUNNING and is not re-run) [default: 10 for worker runs (--workers K > 1, "
+    "or a server database such as PostgreSQL); 0 for a single process on SQLite].",
 )
 @click.option(
     "--grace", type=click.IntRange(min=1), default=30, show_default=True,
@@ -135,7 +137,7 @@ def optimize(
     seed: int | None,
     workers: int,
     worker_index: int,
-    heartbeat: int,
+    heartbeat: int | None,
     grace: int,
     checkpoint_dir: str | None,
     pool_worker: bool,
@@ -158,6 +160,8 @@ def optimize(
 
     url = resolve_url(storage, storage_file)
     config = loaded.config
+    if heartbeat is None:  # worker runs get heartbeats; a lone process on SQLite stays lean
+        heartbeat = DEFAULT_HEARTBEAT_S if workers > 1 or pool_worker or not url.startswith("sqlite") else 0
     beat = Heartbeat(heartbeat, grace) if heartbeat else None
     if workers > 1:
         from hpsearch.workers import run_local_pool

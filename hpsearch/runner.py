@@ -93,7 +93,7 @@ def run_study(
     timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[optuna.Study, int], None] | None = None,
-    heartbeat: Heartbeat | None = Heartbeat(),
+    heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
 ) -> optuna.Study:
@@ -107,7 +107,7 @@ def run_study(
 
     Several workers (processes, nodes) may run the same study at once: each stops once the
     study as a whole holds the target, so K workers end with between ``trials`` and
-    ``trials + K - 1`` finished trials. ``heartbeat`` (on by default, ``None`` disables it)
+    ``trials + K - 1`` finished trials. ``heartbeat`` (``None``: off)
     lets a surviving worker fail and re-run the trial of a dead one; ``checkpoint_dir`` makes
     such a re-run resume from the dead trial's last epoch. ``worker_index`` offsets the
     sampler seed so workers started together explore different points. A SIGINT/SIGTERM
