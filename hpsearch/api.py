@@ -39,10 +39,16 @@ def optimize(
     timeout: float | None = None,
     on_progress: "Callable[[Progress], None] | None" = None,
 ) -> "optuna.Study":
-    """Run the study until it holds its target of finished trials; returns the Optuna study."""
-    from hpsearch.runner import run_study
+    """Run the study until it holds its target of finished trials; returns the Optuna study.
 
-    return run_study(study_file, resolve_url(storage), timeout=timeout, on_progress=on_progress)
+    On a server database (PostgreSQL...) heartbeats are on, as for ``hpsearch optimize``, so a
+    trial of a process that dies is failed and re-run by another worker."""
+    from hpsearch.runner import run_study
+    from hpsearch.storage import Heartbeat
+
+    url = resolve_url(storage)
+    heartbeat = None if url.startswith("sqlite") else Heartbeat()
+    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat)
 
 
 @dataclass(frozen=True)

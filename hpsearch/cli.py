@@ -14,12 +14,21 @@ from typing import Any, Callable
 import click
 
 from hpsearch import __version__
-from hpsearch.storage import STORAGE_ENV
+from hpsearch.storage import STORAGE_ENV, STORAGE_FILE_ENV
 
 STORAGE_HELP = (
-    f"SQLAlchemy URL of the study database [default: ${STORAGE_ENV}, else sqlite:///hpsearch.db]. "
-    f"Prefer ${STORAGE_ENV} for URLs with a password: argv is visible in `ps`."
+    f"SQLAlchemy URL of the study database [default: --storage-file, else ${STORAGE_ENV}, else "
+    f"sqlite:///hpsearch.db]. For URLs with a password prefer ${STORAGE_ENV} or --storage-file: "
+    "argv is visible in `ps`."
 )
+DEFAULT_HEARTBEAT_S = 10
+STORAGE_FILE_HELP = f"Read the storage URL from the first line of this file [env: ${STORAGE_FILE_ENV}]."
+
+
+def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--storage`` and ``--storage-file`` (resolved with :func:`hpsearch.storage.resolve_url`)."""
+    func = click.option("--storage-file", type=click.Path(dir_okay=False), help=STORAGE_FILE_HELP)(func)
+    return click.option("--storage", help=STORAGE_HELP)(func)
 
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,14 +39,24 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from hpsearch.errors import HPSearchError
 
+        from hpsearch.signals import Interrupted
+        from hpsearch.storage import mask_secrets
+
         try:
             return func(*args, **kwargs)
         except HPSearchError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(mask_secrets(f"error: {exc}"), err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: the running trial was marked FAIL; run the same command to continue", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            code = exc.exit_code if isinstance(exc, Interrupted) else 130
+            what = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+            click.echo(f"{what}: the running trial was marked FAIL; run the same command to continue", err=True)
+            sys.exit(code)
+        except Exception:  # an unexpected bug: show the traceback, with passwords masked
+            import traceback
+
+            click.echo(mask_secrets(traceback.format_exc()).rstrip(), err=True)
+            sys.exit(1)
 
     return wrapper
 
@@ -69,64 +88,124 @@ def main(verbose: int, log_file: str | None) -> None:
 
 @main.command()
 @click.argument("study_file", type=click.Path(dir_okay=False))
-@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@storage_options
 @click.option("--study-name", help="Study name in the database [default: the file's `study`].")
 @click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
 @click.option("--max-epochs", type=int, help="Training epochs of one trial (the pruning resource).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop starting new trials after S seconds.")
 @click.option("--seed", type=int, help="Study seed: data split, sampler, per-trial seeds.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Worker processes on this node, all on the same study; torch threads per worker = cores // K, "
+    "worker i uses GPU i mod G. Finished trials end between the target and target + K - 1.",
+)
+@click.option(
+    "--worker-index", type=click.IntRange(min=0), envvar="HPSEARCH_WORKER_INDEX", default=0, show_default=True,
+    help="Index of this worker among workers started together on a cluster (job array index); "
+    "offsets the sampler seed so they explore different points (with --workers K the local workers "
+    "get I*K ... I*K+K-1) [env: HPSEARCH_WORKER_INDEX].",
+)
+@click.option(
+    "--heartbeat", type=click.IntRange(min=0),
+    help="Seconds between heartbeats of a running trial; 0 turns heartbeats off (then a trial of a "
+    "killed worker stays RUNNING and is not re-run) [default: 10 for worker runs (--workers K > 1, "
+    "or a server database such as PostgreSQL); 0 for a single process on SQLite].",
+)
+@click.option(
+    "--grace", type=click.IntRange(min=1), default=30, show_default=True,
+    help="Seconds without heartbeat after which a running trial counts as dead: it is failed and "
+    "re-run with the same parameters.",
+)
+@click.option(
+    "--checkpoint-dir", type=click.Path(file_okay=False), envvar="HPSEARCH_CHECKPOINT_DIR",
+    help="Save each trial after every epoch under this directory (shared storage on a cluster) so a "
+    "re-run of a dead worker's trial resumes from its last epoch; removed when the trial finishes "
+    "[env: HPSEARCH_CHECKPOINT_DIR; default: no checkpoints].",
+)
+@click.option("--pool-worker", is_flag=True, hidden=True, help="Internal: run as one worker of --workers K.")
 @click.pass_context
 @_handle_errors
 def optimize(
     ctx: click.Context,
     study_file: str,
     storage: str | None,
+    storage_file: str | None,
     study_name: str | None,
     trials: int | None,
     max_epochs: int | None,
     timeout: float | None,
     seed: int | None,
+    workers: int,
+    worker_index: int,
+    heartbeat: int | None,
+    grace: int,
+    checkpoint_dir: str | None,
+    pool_worker: bool,
 ) -> None:
     """Run the study in STUDY_FILE until it holds its target of finished trials.
 
     Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
-    line per trial and, at the end, the best trial's settings.
+    line per trial and, at the end, the best trial's settings. Several workers (--workers K, or
+    the same command on several nodes against one PostgreSQL database) share the study.
+    SIGINT/SIGTERM fail the running trial and exit with 130/143.
     """
     from hpsearch.api import load_study_file
-    from hpsearch.storage import mask_url, resolve_url
+    from hpsearch.storage import Heartbeat, mask_url, resolve_url
 
     overrides = {"study": study_name, "trials": trials, "max_epochs": max_epochs, "seed": seed}
     loaded = load_study_file(study_file, **overrides)
     _setup_logging(ctx)
+    from hpsearch import signals
     from hpsearch.report_text import print_progress, print_study_result
+
+    url = resolve_url(storage, storage_file)
+    config = loaded.config
+    if heartbeat is None:  # worker runs get heartbeats; a lone process on SQLite stays lean
+        heartbeat = DEFAULT_HEARTBEAT_S if workers > 1 or pool_worker or not url.startswith("sqlite") else 0
+    beat = Heartbeat(heartbeat, grace) if heartbeat else None
+    if workers > 1:
+        from hpsearch.workers import run_local_pool
+
+        root = ctx.find_root().params
+        root_options = ["-v"] * int(root.get("verbose") or 0) + (["--log-file", root["log_file"]] if root.get("log_file") else [])
+        forwarded = {
+            "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
+            "--seed": seed, "--heartbeat": heartbeat, "--grace": grace, "--checkpoint-dir": checkpoint_dir,
+        }
+        sys.exit(run_local_pool(loaded, url, workers, forwarded, root_options, first_index=worker_index * workers))
+
     from hpsearch.runner import run_study
 
-    url = resolve_url(storage)
-    config = loaded.config
-
     def banner(study: Any, finished: int) -> None:
-        click.echo(
-            f"study {config.study!r} on {mask_url(url)}: {finished}/{config.trials} finished trials, "
-            f"{config.max_epochs} epochs each, task {config.task}"
-        )
+        if not pool_worker:
+            click.echo(
+                f"study {config.study!r} on {mask_url(url)}: {finished}/{config.trials} finished trials, "
+                f"{config.max_epochs} epochs each, task {config.task}"
+            )
 
-    study = run_study(loaded, url, timeout=timeout, on_progress=print_progress, on_start=banner)
-    print_study_result(study, config.trials)
+    prefix = f"[w{worker_index}] " if pool_worker else ""
+    signals.install()
+    study = run_study(
+        loaded, url, timeout=timeout, on_progress=lambda p: print_progress(p, prefix), on_start=banner,
+        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
+    )
+    if not pool_worker:
+        print_study_result(study, config.trials)
 
 
 @main.command()
-@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_context
 @_handle_errors
-def studies(ctx: click.Context, storage: str | None, as_json: bool) -> None:
+def studies(ctx: click.Context, storage: str | None, storage_file: str | None, as_json: bool) -> None:
     """List the studies in the database with trial counts per state and the best value."""
     _setup_logging(ctx)
     from hpsearch.formatting import table
     from hpsearch.storage import open_storage, resolve_url
     from hpsearch.study_stats import study_rows
 
-    rows = study_rows(open_storage(resolve_url(storage), create=False))
+    rows = study_rows(open_storage(resolve_url(storage, storage_file), create=False))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -139,17 +218,18 @@ def studies(ctx: click.Context, storage: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.argument("study_name")
-@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print {study, metric, direction, value, params, trial} as JSON.")
 @click.pass_context
 @_handle_errors
-def best(ctx: click.Context, study_name: str, storage: str | None, as_json: bool) -> None:
+def best(ctx: click.Context, study_name: str, storage: str | None, storage_file: str | None, as_json: bool) -> None:
     """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
     _setup_logging(ctx)
     from hpsearch.api import best_trial
     from hpsearch.formatting import fmt_value, settings_table
+    from hpsearch.storage import resolve_url
 
-    result = best_trial(study_name, storage)
+    result = best_trial(study_name, resolve_url(storage, storage_file))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

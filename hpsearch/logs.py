@@ -6,10 +6,19 @@ import logging
 import warnings
 
 
+class MaskingFormatter(logging.Formatter):
+    """Formats records (tracebacks included) with every registered password masked as ``***``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from hpsearch.storage import mask_secrets
+
+        return mask_secrets(super().format(record))
+
+
 def setup_logging(verbose: int, log_file: str | None) -> None:
     """Route Optuna, Lightning and Python warnings through the root logger.
 
-    stderr shows errors only, or INFO (``-v``) / DEBUG (``-vv``); ``log_file`` gets INFO and
+    stderr shows errors and hpsearch's own warnings, or INFO (``-v``) / DEBUG (``-vv``); ``log_file`` gets INFO and
     above, every Lightning/Optuna message included.
     """
     import optuna
@@ -24,9 +33,14 @@ def setup_logging(verbose: int, log_file: str | None) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_hpsearch", False):
             root.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     console = logging.StreamHandler()
-    console.setLevel({0: logging.ERROR, 1: logging.INFO}.get(verbose, logging.DEBUG))
+    if verbose == 0:
+        # errors, plus hpsearch's own warnings (database unavailable / retrying, worker notes)
+        console.setLevel(logging.WARNING)
+        console.addFilter(lambda r: r.levelno >= logging.ERROR or r.name.startswith("hpsearch"))
+    else:
+        console.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
     console.setFormatter(fmt)
     handlers: list[logging.Handler] = [console]
     if log_file:

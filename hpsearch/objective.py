@@ -5,16 +5,24 @@ This is the only module that knows both the Optuna trial and the Lightning Train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+from dataclasses import dataclass, field
 
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 
+from hpsearch import signals
+from hpsearch.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.config import StudyConfig
 from hpsearch.errors import NonFiniteLossError
 from hpsearch.space import settings_for, suggest
 from hpsearch.tasks.base import DataSplits, Task
 from hpsearch.training import describe_exception, evaluate, fit, generalization_gap
+
+# Which process ran a trial (``host:pid``): stored with every trial, to trace a trial to its
+# worker (node logs, a worker killed mid-trial).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,10 @@ class Objective:
     """Callable Optuna objective for a validated study config.
 
     The trial's seed is ``config.seed + trial.number``: it seeds model initialization and
-    batch order, so one worker reproduces its results for a given study seed.
+    batch order, so one worker reproduces its results for a given study seed. A re-run of a
+    stale trial (its worker died) keeps the original trial's seed and, with ``checkpoints``,
+    resumes from the original's last epoch. SIGINT/SIGTERM inside a trial fail it with the
+    reason stored in ``fail_reason``. ``started`` collects the ids of trials this process ran.
     """
 
     config: StudyConfig
@@ -30,19 +41,43 @@ class Objective:
     data: DataSplits
     metric: str
     direction: str
+    checkpoints: CheckpointDir | None = None
+    started: list[int] = field(default_factory=list, compare=False)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        seed = self.config.seed + trial.number
+        self.started.append(trial._trial_id)
+        try:
+            with signals.trial_body():
+                return self._run(trial)
+        except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
+            trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
+        root = root_trial_number(trial)
+        seed = self.config.seed + root
         settings = settings_for(suggest(trial, self.config, self.task), self.config, self.task)
         trial.set_user_attr("seed", seed)
-        result = fit(
-            self.task,
-            settings,
-            self.data,
-            max_epochs=self.config.max_epochs,
-            seed=seed,
-            callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
-        )
+        trial.set_user_attr("worker", WORKER_ID)
+        callbacks: list = [PyTorchLightningPruningCallback(trial, monitor=self.metric)]
+        checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
+        if checkpoint is not None:
+            callbacks.append(checkpoint)
+        try:
+            result = fit(
+                self.task,
+                settings,
+                self.data,
+                max_epochs=self.config.max_epochs,
+                seed=seed,
+                callbacks=callbacks,
+                ckpt_path=str(checkpoint.path) if checkpoint is not None and checkpoint.path.exists() else None,
+            )
+        finally:
+            if checkpoint is not None:
+                checkpoint.remove()
+        if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
+            trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
         value = result.metrics.get(self.metric)
         attrs: dict[str, object] = {
             "epochs": result.epochs,

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from hpsearch.runner import Progress
 
 
-def print_progress(p: "Progress") -> None:
-    """One line per finished trial: state, metric, study progress, best so far, elapsed."""
+def print_progress(p: "Progress", prefix: str = "") -> None:
+    """One line per finished trial: state, metric, study progress, best so far, elapsed
+    (``prefix`` names the worker in a local pool)."""
     t = p.trial
     state = t.state.name
     detail = ""
@@ -26,7 +27,7 @@ def print_progress(p: "Progress") -> None:
         if "non-finite" in str(t.user_attrs.get("pruned_reason", "")):
             detail += " (non-finite loss)"
     value = t.value if t.state == TrialState.COMPLETE else t.user_attrs.get(p.metric)
-    line = f"[{p.finished}/{p.target}] trial {t.number:>4} {state:<8}{detail} {p.metric} {fmt_value(value)}"
+    line = f"{prefix}[{p.finished}/{p.target}] trial {t.number:>4} {state:<8}{detail} {p.metric} {fmt_value(value)}"
     if t.state == TrialState.FAIL:
         line += f" · {t.user_attrs.get('fail_reason', 'failed')}"
     if p.best is not None:

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import hpsearch
+from hpsearch import signals
 from hpsearch.algorithms import build_pruner, build_sampler
 from hpsearch.config import StudyFile
 from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.objective import Objective
 from hpsearch.space import check_against_task
-from hpsearch.storage import mask_url, open_storage
+from hpsearch.checkpoints import CheckpointDir
+from hpsearch.storage import Heartbeat, mask_url, open_storage
 from hpsearch.tasks import resolve_task
 
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 10
+# Sampler seed offset between workers started together (they all see the same trial count).
+WORKER_SEED_STRIDE = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class _StopAtTarget:
             self.on_progress(
                 Progress(trial, finished, self.target, _best_or_none(study), time.perf_counter() - self.started, self.metric)
             )
-        if finished >= self.target or self.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+        if finished >= self.target or self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or signals.received():
             study.stop()
 
 
@@ -81,14 +87,21 @@ def prepare(study_file: StudyFile):  # noqa: ANN201 - returns (task, metric, dir
     return task, config.metric or task.metric, config.direction or task.direction
 
 
-def open_study(study_file: StudyFile, storage_url: str) -> tuple[optuna.Study, Objective]:
+def open_study(
+    study_file: StudyFile,
+    storage_url: str,
+    heartbeat: Heartbeat | None = None,
+    checkpoint_dir: str | Path | None = None,
+    worker_index: int = 0,
+) -> tuple[optuna.Study, Objective]:
     """Validate, then create or load the study (sampler, pruner, user attrs) and build its
-    objective. All validation happens before the database is touched."""
+    objective. All validation happens before the database is touched. See :func:`run_study`
+    for ``heartbeat``, ``checkpoint_dir`` and ``worker_index``."""
     config = study_file.config
     task, metric, direction = prepare(study_file)
     build_sampler(config.sampler, config.seed, study_file.path)  # validates options early
     pruner = build_pruner(config.pruner, config.max_epochs, study_file.path)
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat=heartbeat)
     study = optuna.create_study(
         storage=storage,
         study_name=config.study,
@@ -97,8 +110,10 @@ def open_study(study_file: StudyFile, storage_url: str) -> tuple[optuna.Study, O
         load_if_exists=True,
     )
     # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
-    # already there, so its sampler does not replay the first run's proposals.
-    study.sampler = build_sampler(config.sampler, config.seed + len(study.get_trials(deepcopy=False)))
+    # already there, so its sampler does not replay the first run's proposals; workers started
+    # together (same trial count) are told apart by their index.
+    sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
+    study.sampler = build_sampler(config.sampler, sampler_seed)
     stored = study.direction.name.lower()
     if stored != direction:
         raise ConfigError(
@@ -116,7 +131,8 @@ def open_study(study_file: StudyFile, storage_url: str) -> tuple[optuna.Study, O
     for key, value in {"hpsearch_version": hpsearch.__version__, "metric": metric, "task": config.task}.items():
         if attrs.get(key) != value:
             study.set_user_attr(key, value)
-    return study, Objective(config, task, task.load_data(config.seed), metric, direction)
+    checkpoints = CheckpointDir(Path(checkpoint_dir), config.study) if checkpoint_dir else None
+    return study, Objective(config, task, task.load_data(config.seed), metric, direction, checkpoints)
 
 
 def run_study(
@@ -125,6 +141,9 @@ def run_study(
     timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[optuna.Study, int], None] | None = None,
+    heartbeat: Heartbeat | None = None,
+    checkpoint_dir: str | Path | None = None,
+    worker_index: int = 0,
 ) -> optuna.Study:
     """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
@@ -132,9 +151,18 @@ def run_study(
     Bad input raises before anything is written. Re-running a finished study runs no trial;
     an interrupted one runs only the rest. ``on_start(study, finished)`` is called once the
     study is open, ``on_progress`` after every trial.
+
+    Several workers (processes, nodes) may run the same study at once: each stops once the
+    study as a whole holds the target, so K workers end with between ``trials`` and
+    ``trials + K - 1`` finished trials. ``heartbeat`` (``None``: off) lets a surviving worker
+    fail and re-run the trial of a dead one; ``checkpoint_dir`` makes such a re-run resume
+    from the dead trial's last epoch. ``worker_index`` offsets the sampler seed so workers
+    started together explore different points. A SIGINT/SIGTERM (after
+    :func:`hpsearch.signals.install`) fails the running trial and raises
+    :class:`hpsearch.signals.Interrupted`.
     """
     config = study_file.config
-    study, objective = open_study(study_file, storage_url)
+    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if on_start is not None:
         on_start(study, finished)
@@ -143,14 +171,14 @@ def run_study(
         return study
     metric = objective.metric
     stopper = _StopAtTarget(config.trials, metric, on_progress)
-    study.optimize(
-        objective,
-        n_trials=None,
-        timeout=timeout,
-        callbacks=[stopper],
-        catch=(Exception,),
-        gc_after_trial=False,
-    )
+    try:
+        with signals.deferred():
+            _optimize(study, objective, stopper, timeout)
+            signals.raise_if_received()
+            if heartbeat is not None:
+                _settle_running(study, heartbeat)
+    finally:
+        _fail_own_running(study, objective.started)
     if stopper.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
         last = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-1]
         raise StudyFailingError(
@@ -158,3 +186,85 @@ def run_study(
             f"(trial {last.number}): {last.user_attrs.get('fail_reason', 'unknown')}"
         )
     return study
+
+
+def _optimize(study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None) -> None:
+    """``study.optimize`` until the stopper stops it; a trial that another worker declared
+    stale while this one still ran it (its heartbeat was late, e.g. during a database outage)
+    makes Optuna raise at tell time: log it and go on with the next trial."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        try:
+            study.optimize(
+                objective,
+                n_trials=None,
+                timeout=remaining,
+                callbacks=[stopper],
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            return
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            log.warning("a trial of this worker was failed by another worker meanwhile: %s", exc)
+            if signals.received():
+                return
+
+
+def _settle_running(study: optuna.Study, heartbeat: Heartbeat) -> None:
+    """Before leaving, let the trials of dead workers go stale, so nothing stays RUNNING when
+    the last worker exits: while a RUNNING trial's heartbeat is late (older than two
+    intervals: its worker is probably dead), fail stale trials every interval, for at most
+    the grace period plus two intervals. Trials of live workers are left to finish."""
+    deadline = time.monotonic() + heartbeat.grace + 2 * heartbeat.interval
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        if not _late_heartbeats(study, 2 * heartbeat.interval) or time.monotonic() >= deadline:
+            return
+        time.sleep(heartbeat.interval)
+        signals.raise_if_received()  # a Ctrl-C while waiting ends the wait
+
+
+def _late_heartbeats(study: optuna.Study, age_s: float) -> int:
+    """Number of RUNNING trials of the study whose last heartbeat is older than ``age_s``."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    from hpsearch.storage import with_retry
+
+    rdb = getattr(study._storage, "_backend", study._storage)
+
+    def count() -> int:
+        session = rdb.scoped_session()
+        try:
+            now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+            rows = (
+                session.query(models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING, models.TrialModel.study_id == study._study_id)
+                .all()
+            )
+            return sum(1 for (beat,) in rows if (now - beat.replace(tzinfo=None)).total_seconds() > age_s)
+        finally:
+            session.close()
+
+    return with_retry(count, "heartbeat check")
+
+
+def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
+    """Safety net: a trial of this process still RUNNING (an interrupt landed between Optuna
+    creating it and running it) is marked FAIL with the reason stored."""
+    for trial_id in own[-1:]:
+        try:
+            trial = study._storage.get_trial(trial_id)
+            if trial.state == TrialState.RUNNING:
+                sig = signals.received()
+                reason = str(signals.Interrupted(sig)) if sig is not None else "the worker stopped before the trial ran"
+                study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+                study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except Exception as exc:  # never mask the original error
+            log.warning("could not mark trial %s failed: %s", trial_id, exc)

@@ -1,27 +1,104 @@
 """Storage URLs: resolution, masking, and opening an Optuna RDBStorage.
 
-The database stays plain Optuna; hpsearch only picks engine options (SQLite: WAL journal and a
-busy timeout so several local processes can share one file).
+The database stays plain Optuna; hpsearch only picks engine options and adds robustness:
+
+* SQLite: WAL journal and a busy timeout so several local processes can share one file
+  (single node only: SQLite locking is not safe on network file systems).
+* PostgreSQL (and other servers): schema creation serialized by an advisory lock, so workers
+  started at the same instant on an empty database do not race in ``CREATE TYPE``; every
+  storage call retried with backoff while the server is unreachable (a restart).
+* Heartbeats (``heartbeat_interval``/``grace_period``) with Optuna's
+  ``RetryHeartbeatStaleTrialCallback``: a trial whose worker died is failed and re-queued with
+  the same parameters.
+* Passwords are registered as secrets and masked as ``***`` in messages and logs.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import random
 import re
 import sqlite3
+import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from hpsearch.errors import StorageError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 STORAGE_ENV = "HPSEARCH_STORAGE"
+STORAGE_FILE_ENV = "HPSEARCH_STORAGE_FILE"
 SQLITE_BUSY_TIMEOUT_S = 60
+# How long a storage call keeps retrying while the database server is unreachable.
+RETRY_ENV = "HPSEARCH_DB_RETRY_SECONDS"
+DEFAULT_RETRY_S = 300.0
+# How long opening the storage waits for a server that is not up yet (0: fail at once, so a
+# wrong URL is a quick one-line error; cluster jobs started before the database set it).
+CONNECT_ENV = "HPSEARCH_DB_CONNECT_SECONDS"
+# Arbitrary constant key of the PostgreSQL advisory lock around schema creation.
+SCHEMA_LOCK_KEY = 0x6870736561726368  # "hpsearch"
+
+_SECRETS: set[str] = set()
+T = TypeVar("T")
 
 
-def resolve_url(cli_value: str | None) -> str:
-    """``--storage`` if given, else ``$HPSEARCH_STORAGE``, else ``sqlite:///hpsearch.db``."""
-    return cli_value or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna heartbeat settings: a running trial records a heartbeat every ``interval`` s;
+    one silent for more than ``grace`` s is failed and re-queued with the same parameters."""
+
+    interval: int = 10
+    grace: int = 30
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.grace <= 0:
+            raise StorageError("heartbeat: interval and grace period must be positive seconds")
+        if self.grace < self.interval:
+            raise StorageError(f"heartbeat: grace period {self.grace}s is shorter than the interval {self.interval}s")
+
+
+def resolve_url(cli_value: str | None = None, storage_file: str | None = None) -> str:
+    """``--storage``, else ``--storage-file`` / ``$HPSEARCH_STORAGE_FILE`` (first line of the
+    file), else ``$HPSEARCH_STORAGE``, else ``sqlite:///hpsearch.db``. The URL's password, if
+    any, is registered for masking."""
+    url = cli_value
+    if not url:
+        path = storage_file or os.environ.get(STORAGE_FILE_ENV)
+        if path:
+            try:
+                lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+            except OSError as exc:
+                raise StorageError(f"storage file {path}: {exc.strerror or exc}") from None
+            if not lines:
+                raise StorageError(f"storage file {path} is empty; it should hold one SQLAlchemy URL")
+            url = lines[0]
+    url = url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    register_secret_url(url)
+    return url
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:  # a malformed URL has no parseable password; mask by pattern only
+        match = re.search(r"://[^:/@]*:([^@/]*)@", url)
+        password = match.group(1) if match else None
+    return str(password) if password else None
+
+
+def register_secret_url(url: str) -> None:
+    """Remember the URL's password so :func:`mask_secrets` (and the log handlers) hide it."""
+    password = _password(url)
+    if password:
+        _SECRETS.add(password)
 
 
 def mask_url(url: str) -> str:
@@ -31,16 +108,19 @@ def mask_url(url: str) -> str:
 
 def mask_text(text: str, url: str) -> str:
     """``text`` with the URL's password (if any) replaced by ``***`` wherever it appears."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:  # a malformed URL has no parseable password; mask by pattern only
-        password = None
+    password = _password(url)
     text = text.replace(url, mask_url(url))
     if password:
-        text = text.replace(str(password), "***")
-    return text
+        text = text.replace(password, "***")
+    return mask_secrets(text)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every registered password, and any ``scheme://user:password@``
+    pattern, replaced by ``***``."""
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", text)
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -54,17 +134,133 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorage":  # noqa: F821
+def retry_seconds(env: str = RETRY_ENV, default: float = DEFAULT_RETRY_S) -> float:
+    """How long storage calls retry an unreachable server (``$HPSEARCH_DB_RETRY_SECONDS``)."""
+    try:
+        return float(os.environ.get(env, default))
+    except ValueError:
+        raise StorageError(f"${env} must be a number of seconds") from None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for errors meaning "the server is unreachable right now" (worth retrying), as
+    opposed to bad SQL or bad data. Optuna wraps SQLAlchemy errors in StorageInternalError."""
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def with_retry(func: Callable[[], T], what: str, deadline_s: float | None = None) -> T:
+    """Call ``func``; while it fails with a connection error, retry with exponential backoff
+    (0.25 s doubling to 5 s, jittered) for up to ``deadline_s`` seconds in total."""
+    limit = retry_seconds() if deadline_s is None else deadline_s
+    started = time.monotonic()
+    delay = 0.25
+    attempt = 0
+    while True:
+        try:
+            result = func()
+            if attempt:
+                log.warning("database reachable again after %.1fs (%s)", time.monotonic() - started, what)
+            return result
+        except Exception as exc:
+            if not is_connection_error(exc) or time.monotonic() - started + delay > limit:
+                raise
+            attempt += 1
+            log.warning(
+                "database unavailable (%s), retry %d in %.2fs: %s",
+                what, attempt, delay, mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__),
+            )
+            time.sleep(delay * (0.75 + 0.5 * random.random()))
+            delay = min(delay * 2, 5.0)
+
+
+# Public storage methods retried on connection errors. Reads and idempotent writes are safe to
+# repeat; set_trial_state_values is made idempotent below.
+_RETRIED = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+    "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
+    "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+    "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
+    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
+    "get_all_trials", "get_best_trial", "record_heartbeat", "_get_stale_trial_ids",
+    "get_n_trials",
+    # private ones called by Optuna's _CachedStorage wrapper
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
+)
+
+
+def _retrying_class() -> type:
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    class RetryingRDBStorage(optuna.storages.RDBStorage):
+        """RDBStorage whose calls survive a database restart: connection errors are retried
+        with backoff (see :func:`with_retry`)."""
+
+        def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
+            base = super().set_trial_state_values
+            attempts = [0]
+
+            def call() -> bool:
+                attempts[0] += 1
+                try:
+                    return base(trial_id, state, values)
+                except UpdateFinishedTrialError:
+                    # A retry after a commit whose reply was lost: the trial already holds the
+                    # state we asked for, so the write did happen.
+                    if attempts[0] > 1 and self.get_trial(trial_id).state == state:
+                        return True
+                    raise
+
+            return with_retry(call, "set_trial_state_values")
+
+    def wrap(name: str) -> Callable[..., Any]:
+        base = getattr(optuna.storages.RDBStorage, name)
+
+        @functools.wraps(base)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return with_retry(lambda: base(self, *args, **kwargs), name)
+
+        return method
+
+    for name in _RETRIED:
+        if hasattr(optuna.storages.RDBStorage, name):
+            setattr(RetryingRDBStorage, name, wrap(name))
+    return RetryingRDBStorage
+
+
+@functools.lru_cache(maxsize=1)
+def retrying_storage_class() -> type:
+    """The RDBStorage subclass used for every hpsearch storage (built once, lazily, so that
+    importing this module stays cheap)."""
+    return _retrying_class()
+
+
+def open_storage(url: str, *, create: bool = True, heartbeat: Heartbeat | None = None) -> "optuna.storages.RDBStorage":  # noqa: F821
     """An Optuna RDBStorage for ``url``, schema created if needed.
+
+    With ``heartbeat``, running trials record heartbeats and stale ones (their worker died)
+    are failed and re-queued with the same parameters by ``RetryHeartbeatStaleTrialCallback``.
 
     Raises :class:`StorageError` (password masked) when the URL is malformed, the driver is
     missing, the SQLite file does not exist and ``create`` is false, or the server cannot be
-    reached. ``create=False`` opens an existing database for reading: no schema creation or
-    version check.
+    reached within the retry period. ``create=False`` opens an existing database for
+    reading: no schema creation or version check.
     """
     import optuna
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+    register_secret_url(url)
     try:
         db_file = _sqlite_path(url)
     except ArgumentError:
@@ -83,20 +279,29 @@ def open_storage(url: str, *, create: bool = True) -> "optuna.storages.RDBStorag
         engine_kwargs = {"creator": functools.partial(_sqlite_connect, str(db_file))}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    # Read-only callers (create=False) skip table creation and Alembic's version check, which
-    # costs more than the query itself for `hpsearch studies` / `best`.
-    read_only = {"skip_table_creation": True, "skip_compatibility_check": True} if not create else {}
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
+    if not create:
+        # Read-only callers skip table creation and Alembic's version check, which cost more
+        # than the query itself for `hpsearch studies` / `best`.
+        kwargs.update(skip_table_creation=True, skip_compatibility_check=True)
+    if heartbeat is not None:
+        warnings.filterwarnings("ignore", ".*(heartbeat_interval|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
+        kwargs.update(
+            heartbeat_interval=heartbeat.interval,
+            grace_period=heartbeat.grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )
+    cls = retrying_storage_class()
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **read_only)
-    except optuna.exceptions.StorageInternalError as exc:
-        cause = exc.__cause__ or exc
-        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise StorageError(
-            f"storage: {mask_url(url)} is not a usable Optuna database: {mask_text(reason, url)}"
-        ) from None
-    except (SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"storage: cannot open {mask_url(url)}: {mask_text(reason, url)}") from None
+        if db_file is None and url.startswith("postgresql") and create:
+            return with_retry(lambda: _create_locked(cls, url, kwargs), "connect", retry_seconds(CONNECT_ENV, 0.0))
+        return cls(url, **kwargs)
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as exc:
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+        reason = mask_text(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__, url)
+        if re.search(r"no such table|relation \S+ does not exist", reason):
+            reason = f"not an Optuna study database ({reason})"
+        raise StorageError(f"storage: cannot open {mask_url(url)}: {reason}") from None
 
 
 def _sqlite_connect(path: str) -> sqlite3.Connection:
@@ -106,6 +311,25 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _create_locked(cls: type, url: str, kwargs: dict[str, Any]) -> Any:
+    """Create the RDBStorage while holding a PostgreSQL advisory lock, so that concurrent
+    first starts do not race in Optuna's schema creation (``CREATE TYPE studydirection``
+    -> duplicate key in ``pg_type_typname_nsp_index``)."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                return cls(url, **kwargs)
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def _enable_wal(db_file: Path) -> None:

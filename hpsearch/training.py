@@ -1,14 +1,14 @@
 """Fit one model with a lean Lightning Trainer and collect its results.
 
 Used by the search objective (with a pruning callback) and usable on its own to retrain a
-configuration. No checkpointing, logger, progress bar or model summary inside a trial.
+configuration. No logger, progress bar or model summary inside a trial, and no checkpointing
+unless the caller adds :class:`hpsearch.checkpoints.EpochCheckpoint` (``--checkpoint-dir``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from typing import Sequence
 import lightning.pytorch as pl
 import torch
 
+from hpsearch import signals
 from hpsearch.data import EpochFeed, TensorBatches
 from hpsearch.errors import NonFiniteLossError
 from hpsearch.models.base import RegularizedModule
@@ -74,9 +75,12 @@ def fit(
     seed: int,
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str = "auto",
+    ckpt_path: str | None = None,
 ) -> FitResult:
     """Build the task's model for ``settings`` (init seeded by ``seed``) and train it for up to
-    ``max_epochs`` on ``data.train``, validating on the whole ``data.val`` each epoch."""
+    ``max_epochs`` on ``data.train``, validating on the whole ``data.val`` each epoch.
+
+    ``ckpt_path``: resume from this Lightning checkpoint (see :mod:`hpsearch.checkpoints`)."""
     quiet_lightning()
     torch.manual_seed(seed)
     model = task.build_model(settings.reg, settings.options, data)
@@ -96,15 +100,16 @@ def fit(
     started = time.perf_counter()
     error: Exception | None = None
     try:
-        trainer.fit(model, train_dataloaders=EpochFeed(train), val_dataloaders=whole_val)
+        trainer.fit(model, train_dataloaders=EpochFeed(train), val_dataloaders=whole_val, ckpt_path=ckpt_path)
     except Exception as exc:  # pruning, non-finite loss, a failing custom model
         error = exc
     except SystemExit:
-        # Lightning turns Ctrl-C inside fit() into sys.exit(1) after ignoring SIGINT; give the
-        # caller a KeyboardInterrupt instead, so the trial is failed and the process can exit 130.
+        # Lightning turns Ctrl-C (or our SIGTERM handler's Interrupted) inside fit() into
+        # sys.exit(1) after ignoring SIGINT; give the caller the interrupt instead, so the trial
+        # is failed and the process can exit 130 / 143.
         if trainer.interrupted:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt("interrupted during training") from None
+            signals.reinstall_sigint()
+            raise signals.interruption() from None
         raise
     return FitResult(
         model=model,

@@ -67,3 +67,29 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, **env: st
     return subprocess.run(
         [str(HPSEARCH), *args], cwd=cwd, env=cli_env(**env), capture_output=True, text=True, timeout=timeout
     )
+
+
+# --- a real PostgreSQL server (tests/pg.py), started once per session when a test asks for it
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL cluster on 127.0.0.1 (skipped when PostgreSQL is not installed,
+    unless $HPSEARCH_REQUIRE_PG=1 as in .ci/run, where it is an error)."""
+    import pg
+
+    if pg.find_bindir() is None:
+        if os.environ.get("HPSEARCH_REQUIRE_PG") == "1":
+            pytest.fail("PostgreSQL binaries not found; .ci/run installs Debian's postgresql package")
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+    server = pg.start_server()
+    try:
+        yield server
+    finally:
+        pg.remove_server(server)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """URL of a fresh, empty database on the test server (admin user, no password)."""
+    return pg_server.admin_url(pg_server.new_database())

@@ -1,11 +1,13 @@
 """Custom tasks defined inside the test suite (``task: custom_tasks:toy_regression``).
 
 ``behaviour`` lets a study make a trial misbehave on purpose: ``nan`` poisons the output so the
-training loss is NaN, ``raise`` makes the forward pass throw.
+training loss is NaN, ``raise`` makes the forward pass throw, ``slow`` sleeps 50 ms per training
+batch (about 0.3 s per epoch), so fault tests can hit a trial in the middle of ``fit``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 import torch
@@ -34,6 +36,8 @@ class _Misbehaving(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.behaviour == "raise":
             raise RuntimeError("boom from the custom model")
+        if self.behaviour == "slow" and self.training:
+            time.sleep(0.05)
         out = self.inner(x)
         return out * float("nan") if self.behaviour == "nan" else out
 
@@ -55,7 +59,7 @@ def toy_regression() -> Task:
             **REGULARIZATION_PARAMS,
             **TRAINING_PARAMS,
             "width": ParamSpec("int", "hidden width", low=1),
-            "behaviour": ParamSpec("choice", "ok | nan | raise", choices=("ok", "nan", "raise")),
+            "behaviour": ParamSpec("choice", "ok | nan | raise | slow", choices=("ok", "nan", "raise", "slow")),
         },
         defaults={"batch_size": 32, "width": 8, "behaviour": "ok"},
         load_data=_data,

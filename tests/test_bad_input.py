@@ -132,4 +132,4 @@ def test_read_commands_on_a_database_that_is_not_optuna(tmp_path: Path, command:
         conn.execute("CREATE TABLE unrelated (x INTEGER)")
     result = CliRunner().invoke(main, [*command, "--storage", f"sqlite:///{db}"])
     assert result.exit_code == 2
-    assert "not a usable Optuna database" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "not an Optuna study database" in result.stderr and len(result.stderr.strip().splitlines()) == 1

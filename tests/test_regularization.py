@@ -95,7 +95,7 @@ def test_training_step_loss_is_data_loss_plus_penalty(net: Net) -> None:
     data_loss = nn.functional.cross_entropy(net(x), y)
     total = module.batch_loss((x, y))
     penalty = 0.1 * sum((p ** 2).sum() for p in scoped_parameters(net, "weights")) / 2
-    assert float(total) == pytest.approx(float(data_loss + penalty), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(float((data_loss + penalty).detach()), rel=1e-5)
 
 
 def test_decoupled_mode_has_no_penalty_and_decays_only_in_scope_groups(net: Net) -> None:
