@@ -35,10 +35,11 @@ class Objective:
         seed = self.config.seed + trial.number
         settings = settings_for(suggest(trial, self.config, self.task), self.config, self.task)
         trial.set_user_attr("seed", seed)
+        data = self.task.data_for(self.data, settings.options)
         result = fit(
             self.task,
             settings,
-            self.data,
+            data,
             max_epochs=self.config.max_epochs,
             seed=seed,
             callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
@@ -53,7 +54,7 @@ class Objective:
         }
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))
         if value is not None and (result.error is None or stopped_early):
-            train_value = evaluate(result.model, self.data.train).get(self.metric.removeprefix("val_"))
+            train_value = evaluate(result.model, data.train).get(self.metric.removeprefix("val_"))
             if train_value is not None:
                 attrs["train_" + self.metric.removeprefix("val_")] = train_value
                 attrs["train_val_gap"] = generalization_gap(self.metric, self.direction, train_value, value)

@@ -135,7 +135,12 @@ def run_study(
     if finished >= config.trials:
         log.info("study %s already has %d/%d finished trials", config.study, finished, config.trials)
         return study
-    objective = Objective(config, task, task.load_data(config.seed), metric, direction)
+    data = task.load_data(config.seed)
+    # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
+    for key, value in dict(data.info.get("study_user_attrs", {})).items():
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    objective = Objective(config, task, data, metric, direction)
     stopper = _StopAtTarget(config.trials, metric, on_progress)
     study.optimize(
         objective,
