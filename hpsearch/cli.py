@@ -254,5 +254,27 @@ def tasks() -> None:
             click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
 
 
+@main.command("plot-boundaries")
+@click.argument("study_name")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNG files.")
+@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@click.pass_context
+@_handle_errors
+def plot_boundaries(ctx: click.Context, study_name: str, out_dir: str, storage: str | None) -> None:
+    """Draw decision boundaries of a 2-D study (task toy2d-mlp, e.g. studies/activations.yaml).
+
+    For each dataset, one PNG with a grid of activation × width: the best trial of each cell,
+    retrained from its stored parameters and seed, its boundary drawn over the training points.
+    """
+    _setup_logging(ctx)
+    from hpsearch.plots.boundaries import plot_boundaries as draw
+
+    def progress(cell: Any, retrained: float) -> None:
+        click.echo(f"retrained trial #{cell.trial.number}: {cell.dataset}, {cell.activation}, width {cell.width} ({retrained:.6f})")
+
+    for path in draw(study_name, out_dir, storage, on_cell=progress):
+        click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

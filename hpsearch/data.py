@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
+
+#: Model inputs: one tensor, or a tuple of tensors with the same first dimension (two-input models).
+Inputs = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+def n_rows(x: Inputs) -> int:
+    """Number of samples in ``x`` (a tensor or a tuple of tensors)."""
+    return len(x[0]) if isinstance(x, tuple) else len(x)
+
+
+def take(x: Inputs, index: Any) -> Inputs:
+    """``x[index]``, applied to every tensor of a tuple."""
+    return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
+
+
+def to_device(x: Inputs, device: Any) -> Inputs:
+    """``x`` moved to ``device`` (every tensor of a tuple)."""
+    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
 
 
 class TensorBatches:
@@ -13,12 +31,13 @@ class TensorBatches:
 
     A lean replacement for ``DataLoader(TensorDataset(...))`` on data that already sits in
     memory: one ``randperm`` per epoch and tensor slicing, no per-sample collation. Lightning
-    accepts it as a dataloader (it is a sized iterable of ``(x, y)`` tuples).
+    accepts it as a dataloader (it is a sized iterable of ``(x, y)`` tuples). ``x`` may be a
+    tuple of tensors (a two-input model); each batch then carries a tuple sliced alike.
     """
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
         batch_size: int,
         shuffle: bool = True,
@@ -30,23 +49,25 @@ class TensorBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return (len(self.x) + self.batch_size - 1) // self.batch_size
+        return (n_rows(self.x) + self.batch_size - 1) // self.batch_size
 
     def to(self, device: torch.device) -> "TensorBatches":
         """Move the tensors to ``device`` (once; later calls are free)."""
-        if self.x.device != device:
-            self.x, self.y = self.x.to(device), self.y.to(device)
+        first = self.x[0] if isinstance(self.x, tuple) else self.x
+        if first.device != device:
+            self.x, self.y = to_device(self.x, device), self.y.to(device)
         return self
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
+    def __iter__(self) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        n = n_rows(self.x)
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
-            x, y = self.x[order], self.y[order]
+            x, y = take(self.x, order), self.y[order]
         else:
             x, y = self.x, self.y
         for start in range(0, n, self.batch_size):
-            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+            window = slice(start, start + self.batch_size)
+            yield take(x, window), y[window]
 
 
 class EpochFeed:

@@ -63,11 +63,12 @@ class Objective:
         checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
         if checkpoint is not None:
             callbacks.append(checkpoint)
+        data = self.task.data_for(self.data, settings.options)
         try:
             result = fit(
                 self.task,
                 settings,
-                self.data,
+                data,
                 max_epochs=self.config.max_epochs,
                 seed=seed,
                 callbacks=callbacks,
@@ -88,7 +89,7 @@ class Objective:
         }
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))
         if value is not None and (result.error is None or stopped_early):
-            train_value = evaluate(result.model, self.data.train).get(self.metric.removeprefix("val_"))
+            train_value = evaluate(result.model, data.train).get(self.metric.removeprefix("val_"))
             if train_value is not None:
                 attrs["train_" + self.metric.removeprefix("val_")] = train_value
                 attrs["train_val_gap"] = generalization_gap(self.metric, self.direction, train_value, value)

@@ -79,6 +79,7 @@ BATCHNORM_PLACEMENTS = (
     "after_concat",
 )
 SINGLE_INPUT_BATCHNORM = ("none", "before_activation", "after_activation")
+TWO_INPUT_BATCHNORM = ("none", "fc_before_concat", "after_concat")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 INPUT_NORMS = ("none", "standardize")

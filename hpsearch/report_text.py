@@ -55,4 +55,8 @@ def print_study_result(study: optuna.Study, target: int) -> None:
         return
     metric = study.user_attrs.get("metric", "value")
     click.echo(f"best trial #{best.number}: {metric} = {fmt_value(best.value)}")
+    for key, value in sorted(study.user_attrs.items()):
+        if key.startswith("baseline_"):  # reference numbers a task stored (see runner.run_study)
+            about = study.user_attrs.get("baseline", "")
+            click.echo(f"for comparison: {key} = {fmt_value(value)}" + (f" ({about})" if about else ""))
     click.echo(settings_table(best.params))

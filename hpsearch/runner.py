@@ -132,7 +132,12 @@ def open_study(
         if attrs.get(key) != value:
             study.set_user_attr(key, value)
     checkpoints = CheckpointDir(Path(checkpoint_dir), config.study) if checkpoint_dir else None
-    return study, Objective(config, task, task.load_data(config.seed), metric, direction, checkpoints)
+    data = task.load_data(config.seed)
+    # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
+    for key, value in dict(data.info.get("study_user_attrs", {})).items():
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    return study, Objective(config, task, data, metric, direction, checkpoints)
 
 
 def run_study(

@@ -12,13 +12,13 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import lightning.pytorch as pl
 import torch
 
 from hpsearch import signals
-from hpsearch.data import EpochFeed, TensorBatches
+from hpsearch.data import EpochFeed, TensorBatches, n_rows, to_device
 from hpsearch.errors import NonFiniteLossError
 from hpsearch.models.base import RegularizedModule
 from hpsearch.space import TrialSettings
@@ -96,7 +96,7 @@ def fit(
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
-    whole_val = TensorBatches(*data.val, batch_size=len(data.val[0]), shuffle=False)
+    whole_val = TensorBatches(*data.val, batch_size=n_rows(data.val[0]), shuffle=False)
     started = time.perf_counter()
     error: Exception | None = None
     try:
@@ -122,10 +122,10 @@ def fit(
     )
 
 
-def evaluate(model: RegularizedModule, split: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[str, float]:
     """The model's metrics on a whole split, in eval mode, without gradients."""
     model.eval()
-    x, y = (t.to(model.device) for t in split)
+    x, y = to_device(split[0], model.device), split[1].to(model.device)
     with torch.no_grad():
         return {k: float(v) for k, v in model.evaluate(x, y).items()}
 

@@ -12,9 +12,17 @@ __all__ = ["Task", "DataSplits", "resolve_task", "builtin_task_names"]
 
 
 def _builtin() -> dict[str, Callable[[], Task]]:
-    from hpsearch.tasks import digits
+    from hpsearch.tasks import bn_placement, digits, seq2seq, tabular, toy2d, triplet
 
-    return {"digits-mlp": digits.digits_mlp, "digits-cnn": digits.digits_cnn}
+    return {
+        "digits-mlp": digits.digits_mlp,
+        "digits-cnn": digits.digits_cnn,
+        "toy2d-mlp": toy2d.toy2d_mlp,
+        "digits-bn": bn_placement.digits_bn,
+        "co2-seq2seq": seq2seq.co2_seq2seq,
+        "tabular-mlp": tabular.tabular_mlp,
+        "digits-triplet": triplet.digits_triplet,
+    }
 
 
 def builtin_task_names() -> list[str]:

@@ -37,6 +37,9 @@ class Task:
     for one trial, where ``options`` holds the non-regularization parameters (batch_size,
     widths...). ``params`` lists every parameter the task understands with its valid values;
     ``defaults`` gives values for parameters neither searched nor fixed.
+
+    ``pick_data(data, options)``, if given, selects the splits one trial trains on from what
+    ``load_data`` returned (for a task whose ``dataset`` is a parameter); see :meth:`data_for`.
     """
 
     name: str
@@ -48,3 +51,8 @@ class Task:
     defaults: Mapping[str, Any]
     load_data: Callable[[int], DataSplits]
     build_model: Callable[["Regularization", Mapping[str, Any], DataSplits], "RegularizedModule"]
+    pick_data: Callable[[DataSplits, Mapping[str, Any]], DataSplits] | None = None
+
+    def data_for(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
+        """The splits a trial with these options trains and is scored on."""
+        return data if self.pick_data is None else self.pick_data(data, options)

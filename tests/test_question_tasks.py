@@ -1,0 +1,246 @@
+"""The question tasks build their models as the parameters say."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hpsearch.data import TensorBatches
+from hpsearch.regularization import Regularization, Standardize, l2_penalty, make_optimizer, scoped_parameters
+from hpsearch.space import TrialSettings
+from hpsearch.tasks import builtin_task_names, resolve_task
+from hpsearch.training import fit
+
+
+def test_question_tasks_are_registered() -> None:
+    assert {"toy2d-mlp", "digits-bn", "co2-seq2seq", "tabular-mlp", "digits-triplet"} <= set(builtin_task_names())
+
+
+# -- 1. L2 on the FC layers only (digits-cnn) ------------------------------------------------
+
+
+def test_fc_scope_is_the_classic_tensorflow_penalty() -> None:
+    task = resolve_task("digits-cnn")
+    data = task.load_data(0)
+    reg = Regularization(weight_decay=5e-4, l2_mode="loss", l2_scope="fc")
+    net = task.build_model(reg, dict(task.defaults), data).net
+    fc = [net.fc1[0].weight, net.fc1[0].bias, net.fc2.weight, net.fc2.bias]
+    assert {id(p) for p in scoped_parameters(net, "fc")} == {id(p) for p in fc}
+    tf_l2_loss = sum((p**2).sum() / 2 for p in fc)  # tf.nn.l2_loss(t) = sum(t**2) / 2
+    torch.testing.assert_close(l2_penalty(net, reg), 5e-4 * tf_l2_loss)
+
+
+# -- 2. activations on 2-D data (toy2d-mlp) --------------------------------------------------
+
+
+@pytest.mark.parametrize("act,cls", [("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh), ("relu", nn.ReLU), ("leaky_relu", nn.LeakyReLU)])
+def test_toy2d_mlp_has_one_hidden_layer_of_the_given_width(act: str, cls: type) -> None:
+    task = resolve_task("toy2d-mlp")
+    for dataset in ("moons", "circles", "xor"):
+        data = task.data_for(task.load_data(0), {"dataset": dataset})
+        assert data.train[0].shape[1] == 2 and set(data.train[1].tolist()) == {0, 1}
+    model = task.build_model(Regularization(activation=act), {"width": 3, "dataset": "xor"}, data)
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(2, 3), (3, 2)]
+    assert sum(isinstance(m, cls) for m in model.modules()) == 1
+
+
+def test_toy2d_sets_differ_and_follow_the_seed() -> None:
+    task = resolve_task("toy2d-mlp")
+    a = task.load_data(0).info["variants"]
+    assert not torch.equal(a["moons"].train[0], a["circles"].train[0])
+    assert not torch.equal(a["xor"].train[0], task.load_data(1).info["variants"]["xor"].train[0])
+
+
+# -- 3. batchnorm placement (digits-bn) ------------------------------------------------------
+
+
+def _bn_inputs(model: nn.Module, x: object) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    model.train()
+    model(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("placement", ["none", "fc_before_concat", "after_concat"])
+def test_one_hot_is_never_normalized_unless_after_concat(placement: str) -> None:
+    task = resolve_task("digits-bn")
+    options = {**task.defaults, "placement": f"two_input/{placement}"}
+    data = task.data_for(task.load_data(0), options)
+    (images, one_hot), _ = data.train
+    assert one_hot.shape[1] == 4 and torch.equal(one_hot.sum(1), torch.ones(len(one_hot)))
+    assert 0.2 < float(one_hot[:, 0].mean()) < 0.3  # quartiles of the training split
+    model = task.build_model(Regularization(), options, data)
+    batch = (images[:32], one_hot[:32])
+    inputs = _bn_inputs(model, batch)
+    hidden = options["hidden_units"]
+    if placement == "none":
+        assert inputs == []
+    elif placement == "fc_before_concat":
+        assert [t.shape[1] for t in inputs] == [hidden]  # image features only
+    else:
+        assert [t.shape[1] for t in inputs] == [hidden + 4]
+        torch.testing.assert_close(inputs[0][:, hidden:], batch[1])  # the one-hot columns, normalized
+    assert model(batch).shape == (32, 10)
+
+
+@pytest.mark.parametrize("model_name,bn_type", [("fc", nn.BatchNorm1d), ("cnn", nn.BatchNorm2d)])
+@pytest.mark.parametrize("placement", ["none", "before_activation", "after_activation"])
+def test_single_input_placements(model_name: str, bn_type: type, placement: str) -> None:
+    task = resolve_task("digits-bn")
+    options = {**task.defaults, "placement": f"{model_name}/{placement}"}
+    data = task.data_for(task.load_data(0), options)
+    model = task.build_model(Regularization(), options, data)
+    assert model.reg.batchnorm == placement
+    blocks = [m for m in model.modules() if isinstance(m, nn.Sequential) and any(isinstance(c, bn_type) for c in m)]
+    if placement == "none":
+        assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        return
+    assert len(blocks) == 2
+    for block in blocks:
+        kinds = [type(c) for c in block]
+        bn_at, act_at = kinds.index(bn_type), kinds.index(nn.ReLU)
+        assert (bn_at < act_at) == (placement == "before_activation")
+
+
+def test_two_input_batches_stay_aligned_and_training_is_reproducible() -> None:
+    task = resolve_task("digits-bn")
+    options = {**task.defaults, "placement": "two_input/after_concat"}
+    data = task.data_for(task.load_data(0), options)
+    (images, one_hot), y = data.train
+    for (bx, bh), by in TensorBatches((images, one_hot), y, batch_size=100, seed=3):
+        rows = [int((images == row).all(1).nonzero()[0]) for row in bx[:5]]
+        assert torch.equal(one_hot[rows], bh[:5]) and torch.equal(y[rows], by[:5])
+    settings = TrialSettings(Regularization(), options)
+    a = fit(task, settings, data, max_epochs=1, seed=5, accelerator="cpu")
+    b = fit(task, settings, data, max_epochs=1, seed=5, accelerator="cpu")
+    assert a.error is None and a.metrics == b.metrics
+
+
+# -- 4. seq2seq on the CO2 series (co2-seq2seq) ------------------------------------------------
+
+
+@pytest.mark.parametrize("keep_prob", [1.0, 0.7])
+def test_dropout_between_stacked_lstm_layers_follows_keep_prob(keep_prob: float) -> None:
+    task = resolve_task("co2-seq2seq")
+    data = task.load_data(0)
+    model = task.build_model(Regularization(keep_prob=keep_prob, l2_scope="fc"), {**task.defaults, "layers": 3}, data)
+    for lstm in (model.net.encoder, model.net.decoder):
+        assert lstm.num_layers == 3
+        assert lstm.dropout == pytest.approx(1.0 - keep_prob)
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())  # only between layers
+    fc = scoped_parameters(model.net, "fc")
+    assert {id(p) for p in fc} == {id(model.net.proj.weight), id(model.net.proj.bias)}
+    assert model(data.val[0][:4]).shape == (4, 12)
+
+
+def test_co2_windows_are_chronological_and_the_baseline_is_seasonal_naive() -> None:
+    from hpsearch.tasks.seq2seq import HORIZON, INPUT_MONTHS, co2_monthly, windows
+
+    series = co2_monthly()
+    assert len(series) > 500 and 300 < series.min() < series.max() < 400  # ppm, 1958-2001
+    data = resolve_task("co2-seq2seq").load_data(0)
+    n = len(series)
+    vx, vy = windows(series, int(n * 0.70), int(n * 0.85))
+    assert vx.shape[1] == INPUT_MONTHS and vy.shape[1] == HORIZON and len(vx) == len(data.val[0])
+    expected = float(np.mean((vx[:, -12:] - vy) ** 2))
+    assert data.info["study_user_attrs"]["baseline_val_mse"] == pytest.approx(expected)
+    scale = data.info["scale"]
+    torch.testing.assert_close(data.val[1] * scale, torch.tensor(vy - vx[:, -1:], dtype=torch.float32), atol=1e-4, rtol=0)
+
+
+# -- 5. weight decay vs input normalization (tabular-mlp) ------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "wine"])
+def test_standardization_uses_training_statistics_only(dataset: str) -> None:
+    task = resolve_task("tabular-mlp")
+    options = {**task.defaults, "dataset": dataset}
+    data = task.data_for(task.load_data(0), options)
+    model = task.build_model(Regularization(input_norm="standardize"), options, data)
+    std = next(m for m in model.modules() if isinstance(m, Standardize))
+    torch.testing.assert_close(std.mean, data.train[0].mean(0))
+    torch.testing.assert_close(std.std, data.train[0].std(0))
+    everything = torch.cat([data.train[0], data.val[0], data.test[0]])
+    assert not torch.allclose(std.mean, everything.mean(0))
+    raw = task.build_model(Regularization(input_norm="none"), options, data)
+    assert not any(isinstance(m, Standardize) for m in raw.modules())
+    assert model(data.val[0][:3]).shape == (3, data.info["classes"])
+    spread = data.train[0].std(0)
+    assert float(spread.max() / spread.min()) > 100  # features on very different scales
+
+
+# -- 6. triplet loss with semi-hard mining (digits-triplet) ----------------------------------
+
+
+@pytest.fixture
+def triplet_task(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpsearch-cache"))
+    return resolve_task("digits-triplet")
+
+
+@pytest.mark.parametrize("frozen", [0, 2, 3])
+def test_frozen_layers_get_no_gradient_and_head_lr_is_multiplied(triplet_task, frozen: int) -> None:
+    task = triplet_task
+    data = task.load_data(0)
+    reg = Regularization(optimizer="sgd", learning_rate=0.01, momentum=0.5, weight_decay=1e-4)
+    model = task.build_model(reg, {**task.defaults, "frozen_layers": frozen, "head_lr_mult": 4.0}, data)
+    net = model.net
+    lower = [net.conv1, net.conv2, net.fc1]
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = model.configure_optimizers()
+    x, y = data.train[0][:128], data.train[1][:128]
+    loss = model.loss_fn(model(x), y)
+    assert float(loss.detach()) > 0  # the batch has semi-hard triplets
+    loss.backward()
+    opt.step()
+    for i, layer in enumerate(lower):
+        for p in layer.parameters():
+            if i < frozen:
+                assert not p.requires_grad and p.grad is None
+            else:
+                assert p.grad is not None and float(p.grad.abs().sum()) > 0
+    changed = [not torch.equal(a, b) for a, b in zip(before, net.parameters())]
+    n_frozen = sum(len(list(layer.parameters())) for layer in lower[:frozen])
+    assert not any(changed[:n_frozen]) and all(changed[n_frozen:])
+    head = [g for g in opt.param_groups if g.get("name") == "head"]
+    assert len(head) == 1 and head[0]["lr"] == pytest.approx(4.0 * 0.01)
+    assert {id(p) for p in head[0]["params"]} == {id(p) for p in net.head.parameters()}
+    assert all(g["lr"] == pytest.approx(0.01) for g in opt.param_groups if g.get("name") != "head")
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert all(id(p) not in in_opt for layer in lower[:frozen] for p in layer.parameters())
+
+
+def test_semihard_miner_and_pretrained_backbone_cache(triplet_task) -> None:
+    from pytorch_metric_learning import losses, miners
+
+    task = triplet_task
+    data = task.load_data(0)
+    path = Path(data.info["backbone"])
+    assert path.exists() and "seed0" in path.name
+    mtime = path.stat().st_mtime_ns
+    model = task.build_model(Regularization(optimizer="sgd"), dict(task.defaults), data)
+    assert isinstance(model.loss_fn.miner, miners.TripletMarginMiner)
+    assert model.loss_fn.miner.type_of_triplets == "semihard"
+    assert isinstance(model.loss_fn.loss, losses.TripletMarginLoss)
+    state = torch.load(path, weights_only=True)
+    torch.testing.assert_close(model.net.conv1[0].weight, state["conv1.0.weight"])
+    from hpsearch.tasks.triplet import cached_backbone
+
+    assert cached_backbone(data.train, 0) == path and path.stat().st_mtime_ns == mtime  # no retraining
+    emb = model(data.val[0])
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(len(emb)))
+    recall = float(model.evaluate(data.val[0], data.val[1])["recall_at_1"])
+    assert recall > 0.8  # the pretrained backbone already separates digits

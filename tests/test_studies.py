@@ -1,0 +1,78 @@
+"""Every built-in study file runs end to end at a tiny budget on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+import hpsearch
+import hpsearch.api
+from conftest import REPO, run_cli
+
+STUDIES = REPO / "studies"
+QUESTION_STUDIES = [
+    "l2-fc-only",
+    "activations",
+    "batchnorm-placement",
+    "seq2seq-dropout-l2",
+    "weight-decay-vs-normalization",
+    "triplet-semihard",
+]
+
+
+@pytest.fixture
+def cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One pretrained-backbone cache for the whole session (the triplet task writes there)."""
+    path = tmp_path_factory.getbasetemp() / "hpsearch-cache"
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.mark.parametrize("name", [n for n in QUESTION_STUDIES if n != "seq2seq-dropout-l2"])
+def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: Path) -> None:
+    study_file = hpsearch.load_study_file(STUDIES / f"{name}.yaml", trials=2, max_epochs=1)
+    assert study_file.config.study == name
+    study = hpsearch.optimize(study_file, storage=sqlite_url)
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(trials) == 2
+    assert all(t.user_attrs["epochs"] == 1 for t in trials)
+    metric = study.user_attrs["metric"]
+    assert all(t.user_attrs[metric] is not None for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_seq2seq_study_via_cli_prints_the_seasonal_baseline(sqlite_url: str, tmp_path: Path) -> None:
+    proc = run_cli(
+        "optimize", str(STUDIES / "seq2seq-dropout-l2.yaml"), "--trials", "2", "--max-epochs", "1", "--storage", sqlite_url
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "for comparison: baseline_val_mse = " in proc.stdout
+    study = hpsearch.api.load_study("seq2seq-dropout-l2", sqlite_url)
+    assert study.user_attrs["baseline_val_mse"] > 0
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+
+
+def test_plot_boundaries_writes_one_png_per_dataset(sqlite_url: str, tmp_path: Path) -> None:
+    study_file = hpsearch.load_study_file(STUDIES / "activations.yaml", trials=3, max_epochs=2, study="act-tiny")
+    study = hpsearch.optimize(study_file, storage=sqlite_url)
+    datasets = {t.params["dataset"] for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    out = tmp_path / "plots"
+    proc = run_cli("plot-boundaries", "act-tiny", "--out", str(out), "--storage", sqlite_url)
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(f"act-tiny-{d}.png" for d in datasets)
+    assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # The retrained best models reproduce the stored metric (same seed, one worker).
+    stored = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    for line in proc.stdout.splitlines():
+        if line.startswith("retrained trial #"):
+            number = int(line.split("#")[1].split(":")[0])
+            assert float(line.rsplit("(", 1)[1].rstrip(")")) == pytest.approx(stored[number], abs=1e-6)
+
+
+def test_plot_boundaries_refuses_a_study_without_2d_data(write_study, sqlite_url: str, tmp_path: Path) -> None:
+    hpsearch.optimize(hpsearch.load_study_file(write_study(), trials=1, max_epochs=1), storage=sqlite_url)
+    proc = run_cli("plot-boundaries", "tiny", "--out", str(tmp_path / "p"), "--storage", sqlite_url)
+    assert proc.returncode == 2
+    assert "toy2d-mlp" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
