@@ -187,7 +187,7 @@ def tasks() -> None:
 @main.command()
 @click.argument("study_name")
 @click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output directory [default: reports/STUDY_NAME].")
+@click.option("--out", "out_dir", type=click.Path(), help="Output directory [default: reports/STUDY_NAME].")
 @click.pass_context
 @_handle_errors
 def report(ctx: click.Context, study_name: str, storage: str | None, out_dir: str | None) -> None:

@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "hpsearch-bench-report.db"))
     parser.add_argument("--out", default=None, help="report directory [default: a temp dir]")
+    parser.add_argument("--name", default=None, help="study name [default: bench-TRIALS]")
     args = parser.parse_args()
 
     import optuna
@@ -36,7 +37,7 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{args.db}"
-    name = f"bench-{args.trials}"
+    name = args.name or f"bench-{args.trials}"
     storage = open_storage(url)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in names:

@@ -65,10 +65,10 @@ def build_report(
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(study_name)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    step("loading trials")
-    study = load_study(study_name, storage)
+    study = load_study(study_name, storage)  # a missing study is an error before any output
+    out.mkdir(parents=True, exist_ok=True)
+    step(f"loading the trials of {study_name}")
     data = extract(study)
     verification = load_verification(study_name, open_storage(resolve_url(storage), create=False))
     t = lap("load", t)
