@@ -281,8 +281,7 @@ def load_verification(study_name: str, storage: Any) -> list[dict[str, Any]] | N
     """Stored verification results of ``study_name`` grouped by configuration (for the report),
     or ``None`` when ``verify`` has not been run."""
     vname = verify_study_name(study_name)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if vname not in names:
+    if vname not in optuna.get_all_study_names(storage):
         return None
     vstudy = optuna.load_study(study_name=vname, storage=storage)
     groups: dict[str, dict[str, Any]] = {}

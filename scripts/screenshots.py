@@ -38,8 +38,7 @@ def main() -> None:
         page.goto(Path(args.report).resolve().as_uri())
         page.wait_for_load_state("load")
         page.wait_for_timeout(500)
-        page.screenshot(path=out / "report.png")
-        page.locator("section#importance").scroll_into_view_if_needed()
+        page.screenshot(path=out / "report.png", clip={"x": 0, "y": 0, "width": 1200, "height": 1450}, full_page=True)
         with dashboard(hpsearch, args.storage, dict(os.environ)) as base:
             page.goto(f"{base}/dashboard/studies/{study_id}")
             page.get_by_text("Hyperparameter Importance").first.wait_for(timeout=60_000)

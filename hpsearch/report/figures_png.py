@@ -25,6 +25,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _strip(ax: Any, series: list[list[float]]) -> None:
+    """All points over a box plot, jittered (deterministically) around each box."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i, values in enumerate(series, start=1):
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=6, alpha=0.4, color=COMPLETE)
+
+
 def history(data: StudyData, path: Path) -> Path:
     done = [t for t in data.complete if t.value is not None]
     xs = [t.number for t in done]
@@ -82,9 +91,12 @@ def categorical_param(data: StudyData, p: ParamInfo, path: Path) -> Path:
     groups = [[t for t in data.complete if t.params.get(p.name) == c and t.value is not None] for c in p.choices]
     labels = [f"{c}\n(n={len(g)})" for c, g in zip(p.choices, groups)]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.boxplot([[t.value for t in g] for g in groups], tick_labels=labels)
+    metric = [[t.value for t in g] for g in groups]
+    gap = [[t.gap for t in g if t.gap is not None] for g in groups]
+    for ax, series in ((a, metric), (b, gap)):
+        ax.boxplot(series, tick_labels=labels, showfliers=False)
+        _strip(ax, series)
     a.set(ylabel=data.metric, title=f"{data.metric} by {p.name}")
-    b.boxplot([[t.gap for t in g if t.gap is not None] for g in groups], tick_labels=labels)
     b.axhline(0.0, color="grey", linewidth=0.8)
     b.set(ylabel="train − val", title=f"train–val gap by {p.name}")
     return _save(fig, path)
