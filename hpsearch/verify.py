@@ -252,7 +252,12 @@ def run_verify(
                 vtrial.set_user_attr(key, value)
             vstudy.tell(vtrial, state=TrialState.FAIL)
             raise RuntimeError(f"{vstudy.study_name}: another process is adding trials; run verify from one process at a time")
-        fitted = fit(task, settings_for(trial.params, config, task), data, max_epochs=config.max_epochs, seed=seed)
+        try:
+            fitted = fit(task, settings_for(trial.params, config, task), data, max_epochs=config.max_epochs, seed=seed)
+        except BaseException:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
+            vtrial.set_user_attr("fail_reason", "interrupted")
+            vstudy.tell(vtrial, state=TrialState.FAIL)
+            raise
         value: float | None = None
         error = None
         if fitted.error is not None:

@@ -128,3 +128,16 @@ def test_dashboard_guards_warn_off_loopback_and_fail_cleanly(synthetic: tuple[st
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: --host/--port: cannot listen on 192.0.2.1:8080")
     missing = run_cli("dashboard", "--storage", f"sqlite:///{tmp / 'none.db'}", cwd=tmp, timeout=60)
     assert missing.returncode == 2 and "no study database" in missing.stderr and "no authentication" not in missing.stderr
+
+
+def test_report_on_trials_without_curves_or_gaps(tmp_path: Path) -> None:
+    """A study like NAME:verify: log-scaled params, no intermediate values, no train_val_gap."""
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(storage=url, study_name="plain", direction="maximize")
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+            "batchnorm": optuna.distributions.CategoricalDistribution(["none", "before_activation"])}
+    for i, (lr, bn) in enumerate([(1e-3, "none"), (1e-2, "before_activation"), (3e-3, "none")]):
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": lr, "batchnorm": bn}, distributions=dist, value=0.9 + i / 100))
+    result = build_report("plain", url, tmp_path / "out")
+    assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical"]
+    assert (tmp_path / "out" / "param_learning_rate.png").exists() and "best trial #2" in result.text

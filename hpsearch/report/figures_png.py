@@ -81,9 +81,12 @@ def numeric_param(data: StudyData, p: ParamInfo, path: Path) -> Path:
     b.scatter([t.params[p.name] for t in gaps], [t.gap for t in gaps], s=8, alpha=0.5, color=PRUNED)
     b.axhline(0.0, color="grey", linewidth=0.8)
     b.set(xlabel=p.name, ylabel="train − val (positive: overfitting)", title=f"train–val gap vs {p.name}")
-    if p.log:
-        a.set_xscale("log")
-        b.set_xscale("log")
+    if p.log:  # an axis without points cannot be log-scaled
+        for ax, points in ((a, done), (b, gaps)):
+            if points:
+                ax.set_xscale("log")
+    if not gaps:
+        b.text(0.5, 0.5, "no train_val_gap recorded", ha="center", va="center", transform=b.transAxes)
     return _save(fig, path)
 
 
