@@ -154,7 +154,7 @@ def verify_metric_name(search_metric: str) -> str:
     return "test_" + search_metric.removeprefix("val_")
 
 
-def _open_verify_study(storage: Any, source: optuna.Study, k: int) -> optuna.Study:
+def _open_verify_study(storage: Any, source: optuna.Study) -> optuna.Study:
     name = verify_study_name(source.study_name)
     study = optuna.create_study(storage=storage, study_name=name, direction=source.direction, load_if_exists=True)
     metric = verify_metric_name(str(source.user_attrs.get("metric", "value")))
@@ -234,7 +234,7 @@ def run_verify(
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(config.seed, seeds)
-    vstudy = _open_verify_study(open_storage(storage_url), source, top)
+    vstudy = _open_verify_study(open_storage(storage_url), source)
     vmetric = verify_metric_name(metric)
     test_key = metric.removeprefix("val_")
     done = _done_pairs(vstudy)
