@@ -74,7 +74,7 @@ def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
 
     url = resolve_url(storage)
     backend = open_storage(url, create=False)
-    names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
+    names = optuna.get_all_study_names(backend)  # summaries would read every trial of every study
     if study_name not in names:
         valid = ", ".join(sorted(names)) or "none"
         raise StudyNotFoundError(f"study {study_name!r} not found; studies in this database: {valid}")

@@ -220,9 +220,19 @@ def studies(ctx: click.Context, storage: str | None, storage_file: str | None, a
 @click.argument("study_name")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print {study, metric, direction, value, params, trial} as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="yaml: the settings as a `fixed:` block to paste into a study file or training config.",
+)
 @click.pass_context
 @_handle_errors
-def best(ctx: click.Context, study_name: str, storage: str | None, storage_file: str | None, as_json: bool) -> None:
+def best(
+    ctx: click.Context, study_name: str, storage: str | None, storage_file: str | None, as_json: bool, fmt: str
+) -> None:
     """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
     _setup_logging(ctx)
     from hpsearch.api import best_trial
@@ -230,8 +240,13 @@ def best(ctx: click.Context, study_name: str, storage: str | None, storage_file:
     from hpsearch.storage import resolve_url
 
     result = best_trial(study_name, resolve_url(storage, storage_file))
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    if fmt == "yaml":
+        from hpsearch.export import best_yaml
+
+        click.echo(best_yaml(result), nl=False)
         return
     click.echo(f"study {result.study}: best trial #{result.trial}, {result.metric} = {fmt_value(result.value)} ({result.direction})")
     click.echo(settings_table(result.params))
@@ -257,10 +272,10 @@ def tasks() -> None:
 @main.command("plot-boundaries")
 @click.argument("study_name")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNG files.")
-@click.option("--storage", envvar=STORAGE_ENV, help=STORAGE_HELP)
+@storage_options
 @click.pass_context
 @_handle_errors
-def plot_boundaries(ctx: click.Context, study_name: str, out_dir: str, storage: str | None) -> None:
+def plot_boundaries(ctx: click.Context, study_name: str, out_dir: str, storage: str | None, storage_file: str | None) -> None:
     """Draw decision boundaries of a 2-D study (task toy2d-mlp, e.g. studies/activations.yaml).
 
     For each dataset, one PNG with a grid of activation × width: the best trial of each cell,
@@ -272,8 +287,126 @@ def plot_boundaries(ctx: click.Context, study_name: str, out_dir: str, storage: 
     def progress(cell: Any, retrained: float) -> None:
         click.echo(f"retrained trial #{cell.trial.number}: {cell.dataset}, {cell.activation}, width {cell.width} ({retrained:.6f})")
 
-    for path in draw(study_name, out_dir, storage, on_cell=progress):
+    from hpsearch.storage import resolve_url
+
+    for path in draw(study_name, out_dir, resolve_url(storage, storage_file), on_cell=progress):
         click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("study_name")
+@storage_options
+@click.option("--out", "out_dir", type=click.Path(), help="Output directory [default: reports/STUDY_NAME].")
+@click.pass_context
+@_handle_errors
+def report(ctx: click.Context, study_name: str, storage: str | None, storage_file: str | None, out_dir: str | None) -> None:
+    """Write an HTML report (self-contained, opens offline) and PNG figures for STUDY_NAME,
+    and print a text summary.
+
+    \b
+    Sections: optimization history and best so far; learning curves, pruned vs complete;
+    parameter importances (fANOVA, PED-ANOVA); metric and train-validation gap per parameter;
+    per-choice distributions of categorical parameters; decision boundaries (2-D tasks);
+    the multi-seed verification once `hpsearch verify` has run.
+    """
+    _setup_logging(ctx)
+    from hpsearch.report import build_report
+
+    from hpsearch.storage import resolve_url
+
+    result = build_report(study_name, resolve_url(storage, storage_file), out_dir, on_step=lambda msg: click.echo(f"report: {msg}...", err=True))
+    click.echo(result.text)
+    click.echo(f"\nwrote {result.html} and {len(result.pngs)} PNG figures in {result.html.parent} ({result.seconds:.1f} s)")
+
+
+@main.command()
+@click.argument("study_name")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Number of best distinct configurations.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Fresh seeds per configuration.")
+@storage_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress still goes to stderr).")
+@click.pass_context
+@_handle_errors
+def verify(
+    ctx: click.Context, study_name: str, top: int, seeds: int, storage: str | None, storage_file: str | None, as_json: bool
+) -> None:
+    """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
+    max_epochs, no pruning) and score them on the held-out test split.
+
+    Prints mean +- std and a 95% confidence interval (t-distribution) per configuration, and a
+    paired t-test over seeds of the best vs the runner-up. Runs are stored in the same database
+    as study STUDY_NAME:verify; a re-run skips (configuration, seed) pairs already done.
+    """
+    _setup_logging(ctx)
+    from hpsearch.storage import resolve_url
+    from hpsearch.verify import run_verify
+
+    def progress(p) -> None:  # noqa: ANN001
+        outcome = f"{p.value:.4g}" if p.error is None else f"FAIL {p.error}"
+        click.echo(f"[{p.done}/{p.total}] rank {p.rank} seed {p.seed}: {outcome} ({p.seconds:.1f} s)", err=True)
+
+    result = run_verify(study_name, resolve_url(storage, storage_file), top, seeds, on_progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    from hpsearch.formatting import fmt_value, table
+
+    click.echo(f"verification of {study_name} on the test split ({result.metric}); ran {result.ran}, reused {result.skipped} stored runs; stored in study {result.verify_study!r}")
+    rows = []
+    for c in result.configs:
+        ci = f"[{c.ci_low:.4g}, {c.ci_high:.4g}]" if c.ci_low is not None else "-"
+        rows.append([c.rank, c.source_trial, c.search_value, c.n, c.mean, c.std, ci])
+    click.echo(table(["rank", "trial", "search value", "seeds", "test mean", "std", "95% CI"], rows))
+    if result.paired is not None:
+        click.echo(f"best vs runner-up over {result.paired.seeds} seeds: mean difference {fmt_value(result.paired.mean_difference)}; {result.paired.verdict}")
+
+
+@main.command()
+@click.argument("study_name")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV file to write ('-' for stdout).")
+@storage_options
+@click.pass_context
+@_handle_errors
+def trials(ctx: click.Context, study_name: str, csv_path: str, storage: str | None, storage_file: str | None) -> None:
+    """Export every trial of STUDY_NAME as CSV: number, state, value, duration, params_*,
+    user_attrs_*."""
+    _setup_logging(ctx)
+    from hpsearch.api import load_study
+    from hpsearch.export import csv_target, write_trials_csv
+
+    from hpsearch.storage import resolve_url
+
+    study = load_study(study_name, resolve_url(storage, storage_file))
+    if csv_path == "-":
+        write_trials_csv(study, sys.stdout)
+        return
+    target = csv_target(csv_path)
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        n = write_trials_csv(study, fh)
+    click.echo(f"wrote {n} trials to {target}")
+
+
+@main.command()
+@storage_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; non-loopback addresses expose the database.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.pass_context
+@_handle_errors
+def dashboard(ctx: click.Context, storage: str | None, storage_file: str | None, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the study database (Ctrl-C stops it).
+
+    It binds 127.0.0.1 by default. optuna-dashboard has no authentication and has write
+    endpoints, so binding another address prints a warning.
+    """
+    _setup_logging(ctx)
+    from hpsearch.dashboard import NO_AUTH_WARNING, is_loopback, serve
+    from hpsearch.storage import mask_url, resolve_url
+
+    url = resolve_url(storage, storage_file)
+    if not is_loopback(host):
+        click.echo(NO_AUTH_WARNING.format(host=host, port=port), err=True)
+    click.echo(f"optuna-dashboard for {mask_url(url)} at http://{host}:{port}/dashboard (Ctrl-C stops)", err=True)
+    serve(url, host, port)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,110 @@
+"""`hpsearch verify`: real retraining on a tiny real study, stats recomputed from the stored
+per-seed trials, re-runs that skip finished work, and proof the search never sees the test split."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+from scipy import stats
+
+import split_probe
+from conftest import run_cli
+from hpsearch.api import load_study_file
+from hpsearch.runner import run_study
+from hpsearch.verify import paired_test, run_verify, summarize, ConfigStats
+
+
+def _stored(url: str, name: str) -> dict[int, dict[int, float]]:
+    """rank -> {seed: test value} read straight from the NAME:verify study."""
+    vstudy = optuna.load_study(study_name=f"{name}:verify", storage=url)
+    out: dict[int, dict[int, float]] = {}
+    for t in vstudy.get_trials(states=(TrialState.COMPLETE,)):
+        out.setdefault(t.user_attrs["rank"], {})[t.user_attrs["seed"]] = t.value
+    return out
+
+
+def test_verify_cli_stats_match_stored_runs_and_rerun_skips(write_study, sqlite_url: str, tmp_path: Path) -> None:
+    path = write_study(trials=4, max_epochs=2)
+    assert run_cli("optimize", str(path), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
+    proc = run_cli("verify", "tiny", "--top", "2", "--seeds", "3", "--json", "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ran"] == 6 and result["skipped"] == 0 and result["metric"] == "test_acc"
+    assert proc.stderr.count("rank ") == 6  # progress on stderr, one line per run
+
+    stored = _stored(sqlite_url, "tiny")
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    for cfg in result["configs"]:
+        values = [stored[cfg["rank"]][s] for s in cfg["seeds"]]
+        assert cfg["values"] == values and cfg["n"] == 3
+        lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        assert cfg["mean"] == pytest.approx(np.mean(values))
+        assert cfg["std"] == pytest.approx(np.std(values, ddof=1))
+        assert (cfg["ci_low"], cfg["ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+        assert study.trials[cfg["source_trial"]].params == cfg["params"]
+    # ranks follow the search's validation metric
+    assert result["configs"][0]["search_value"] >= result["configs"][1]["search_value"]
+    vstudy = optuna.load_study(study_name="tiny:verify", storage=sqlite_url)
+    assert all(t.params == result["configs"][t.user_attrs["rank"] - 1]["params"] for t in vstudy.trials)
+    assert all(t.user_attrs["epochs"] == 2 for t in vstudy.trials)  # full max_epochs, no pruning
+
+    a, b = result["configs"][0], result["configs"][1]
+    if a["values"] != b["values"]:
+        assert result["paired"]["p_value"] == pytest.approx(stats.ttest_rel(a["values"], b["values"]).pvalue)
+
+    again = run_cli("verify", "tiny", "--top", "2", "--seeds", "4", "--json", "--storage", sqlite_url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    more = json.loads(again.stdout)
+    assert more["ran"] == 2 and more["skipped"] == 6  # only the new seed of each configuration
+    assert len(optuna.load_study(study_name="tiny:verify", storage=sqlite_url).trials) == 8
+
+    text = run_cli("verify", "tiny", "--top", "2", "--seeds", "4", "--storage", sqlite_url, cwd=tmp_path)
+    assert text.returncode == 0 and "reused 8 stored runs" in text.stdout and "95% CI" in text.stdout
+
+
+def test_verify_bad_input_is_one_line_exit_2(sqlite_url: str, tmp_path: Path) -> None:
+    proc = run_cli("verify", "nope", "--top", "1", "--seeds", "2", "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    proc = run_cli("verify", "nope", "--top", "0", "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 2 and "--top" in proc.stderr
+
+
+def test_search_never_sees_test_indices_and_verify_only_tests_on_them(write_study, sqlite_url: str) -> None:
+    path = write_study(task="split_probe:probe", trials=3, max_epochs=2, pruner={"type": "median"})
+    split_probe.SEEN.clear()
+    run_study(load_study_file(path), sqlite_url)
+    info = split_probe.probe_data(0).info
+    train, val, test = (set(map(int, info[k])) for k in ("train_indices", "val_indices", "test_indices"))
+    assert train and val and test and not (train & test) and not (val & test)
+    seen_by_search = set(split_probe.SEEN)
+    assert seen_by_search == train | val  # every train/val sample, and nothing else
+    assert not seen_by_search & test
+
+    split_probe.SEEN.clear()
+    result = run_verify("tiny", sqlite_url, top=1, seeds=2)
+    assert result.ran == 2 and result.configs[0].n == 2
+    assert test <= split_probe.SEEN  # verification scored the test split
+    assert split_probe.SEEN <= train | val | test
+
+
+def test_summarize_and_paired_test_edge_cases() -> None:
+    assert summarize([]) == (None, None, None, None)
+    assert summarize([0.5])[:2] == (0.5, None)
+    mean, std, lo, hi = summarize([0.9, 0.92, 0.94])
+    assert mean == pytest.approx(0.92) and std == pytest.approx(0.02) and lo < mean < hi
+
+    def cfg(rank: int, values: list[float]) -> ConfigStats:
+        return ConfigStats(rank, rank, 0.0, {}, [10, 11, 12, 13], values, len(values), *summarize(values))
+
+    clear = paired_test(cfg(1, [0.95, 0.96, 0.97, 0.96]), cfg(2, [0.90, 0.905, 0.92, 0.9]), maximize=True)
+    assert clear.best_beats_runner_up and clear.p_value < 0.05 and clear.mean_difference > 0
+    assert not paired_test(cfg(1, [0.9, 0.9, 0.9, 0.9]), cfg(2, [0.9, 0.9, 0.9, 0.9]), maximize=True).best_beats_runner_up
+    worse = paired_test(cfg(1, [0.90, 0.905, 0.92, 0.9]), cfg(2, [0.95, 0.96, 0.97, 0.96]), maximize=True)
+    assert not worse.best_beats_runner_up and "runner-up" in worse.verdict
+    assert math.isfinite(worse.t_statistic)
