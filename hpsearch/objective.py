@@ -25,6 +25,18 @@ from hpsearch.training import describe_exception, evaluate, fit, generalization_
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, object]) -> None:
+    """``trial.set_user_attr`` for each item, in one transaction when the storage is hpsearch's
+    (see :func:`hpsearch.storage.open_storage`)."""
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    bulk = getattr(backend, "set_trial_user_attrs", None)
+    if bulk is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+    else:
+        bulk(trial._trial_id, attrs)
+
+
 @dataclass(frozen=True)
 class Objective:
     """Callable Optuna objective for a validated study config.
@@ -57,8 +69,7 @@ class Objective:
         root = root_trial_number(trial)
         seed = self.config.seed + root
         settings = settings_for(suggest(trial, self.config, self.task), self.config, self.task)
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("worker", WORKER_ID)
+        set_user_attrs(trial, {"seed": seed, "worker": WORKER_ID})
         callbacks: list = [PyTorchLightningPruningCallback(trial, monitor=self.metric)]
         checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
         if checkpoint is not None:
@@ -93,8 +104,7 @@ class Objective:
             if train_value is not None:
                 attrs["train_" + self.metric.removeprefix("val_")] = train_value
                 attrs["train_val_gap"] = generalization_gap(self.metric, self.direction, train_value, value)
-        for key, item in attrs.items():
-            trial.set_user_attr(key, item)
+        set_user_attrs(trial, attrs)
 
         error = result.error
         if isinstance(error, optuna.TrialPruned):

@@ -193,7 +193,7 @@ _RETRIED = (
     "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
     "get_all_trials", "get_best_trial", "record_heartbeat", "_get_stale_trial_ids",
-    "get_n_trials",
+    "get_n_trials", "set_trial_user_attrs",
     # private ones called by Optuna's _CachedStorage wrapper
     "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
 )
@@ -224,8 +224,39 @@ def _retrying_class() -> type:
 
             return with_retry(call, "set_trial_state_values")
 
+        def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+            """Same rows as Optuna's implementation, written with two Core statements in one
+            transaction instead of three ORM round trips: the pruning callback reports every
+            epoch, so this is on the trial's hot path."""
+            import sqlalchemy as sa
+            from optuna.storages._rdb import models
+
+            trials = models.TrialModel.__table__
+            values = models.TrialIntermediateValueModel.__table__
+            stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
+            with self.engine.begin() as conn:
+                state = conn.execute(sa.select(trials.c.state).where(trials.c.trial_id == trial_id)).scalar_one_or_none()
+                if state is None:
+                    raise KeyError(f"No trial with trial_id {trial_id} exists.")
+                self.check_trial_is_updatable(trial_id, state)
+                row = {"intermediate_value": stored, "intermediate_value_type": kind}
+                where = (values.c.trial_id == trial_id) & (values.c.step == step)
+                if conn.execute(sa.update(values).where(where).values(**row)).rowcount == 0:
+                    conn.execute(sa.insert(values).values(trial_id=trial_id, step=step, **row))
+
+        def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+            """Several user attrs of a trial in one transaction (Optuna's set_trial_user_attr
+            commits each one separately); the same rows as Optuna writes."""
+            from optuna.storages._rdb import models
+            from optuna.storages._rdb.storage import _create_scoped_session
+
+            with _create_scoped_session(self.scoped_session, True) as session:
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+
     def wrap(name: str) -> Callable[..., Any]:
-        base = getattr(optuna.storages.RDBStorage, name)
+        # The subclass's own implementation if it has one, else Optuna's.
+        base = RetryingRDBStorage.__dict__.get(name) or getattr(optuna.storages.RDBStorage, name)
 
         @functools.wraps(base)
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -234,7 +265,7 @@ def _retrying_class() -> type:
         return method
 
     for name in _RETRIED:
-        if hasattr(optuna.storages.RDBStorage, name):
+        if hasattr(RetryingRDBStorage, name):
             setattr(RetryingRDBStorage, name, wrap(name))
     return RetryingRDBStorage
 

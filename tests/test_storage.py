@@ -1,0 +1,48 @@
+"""hpsearch's storage writes the same rows as Optuna's, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from hpsearch.storage import open_storage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return request.getfixturevalue("pg_url") if request.param == "postgresql" else sqlite_url
+
+
+def test_intermediate_values_round_trip_through_plain_optuna(url: str) -> None:
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    trial = study.ask()
+    for step, value in enumerate([0.5, float("nan"), float("inf"), float("-inf")]):
+        trial.report(value, step)
+    trial.storage.set_trial_intermediate_value(trial._trial_id, 0, 0.25)  # overwrite a step
+    study.tell(trial, 1.0)
+    read = optuna.load_study(study_name="s", storage=url).trials[0].intermediate_values  # Optuna's own RDBStorage
+    assert read[0] == 0.25 and math.isnan(read[1]) and read[2] == float("inf") and read[3] == float("-inf")
+
+
+def test_reporting_to_a_finished_trial_is_refused(url: str) -> None:
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_intermediate_value(trial._trial_id, 0, 0.5)
+    with pytest.raises(KeyError):
+        storage.set_trial_intermediate_value(10_000, 0, 0.5)
+
+
+def test_user_attrs_written_together_read_back_by_plain_optuna(url: str) -> None:
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    trial.set_user_attr("seed", 1)
+    storage.set_trial_user_attrs(trial._trial_id, {"seed": 7, "device": "cpu", "gap": 0.01, "none": None})
+    study.tell(trial, 1.0)
+    attrs = optuna.load_study(study_name="s", storage=url).trials[0].user_attrs
+    assert attrs == {"seed": 7, "device": "cpu", "gap": 0.01, "none": None}
