@@ -26,11 +26,12 @@ test: venv
 	$(PY) -m pytest -q
 
 # The benchmarks of docs/benchmarks.md, each ending with "RESULT <name> <value> goal <op> <target>".
-# Set HPSEARCH_BENCH_PG=postgresql+psycopg2://... to include PostgreSQL in the storage benchmark.
+# storage_overhead runs on SQLite and on a private PostgreSQL server started for it.
 bench: venv
 	cd scripts/bench && ../../$(PY) trial_overhead.py
 	cd scripts/bench && ../../$(PY) search_efficiency.py
-	cd scripts/bench && ../../$(PY) storage_overhead.py
+	cd scripts/bench && ../../$(PY) with_postgres.py -- ../../$(PY) storage_overhead.py
+	cd scripts/bench && ../../$(PY) workers.py throughput
 	cd scripts/bench && ../../$(PY) cli_latency.py
 
 clean:

@@ -9,7 +9,16 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import yaml  # noqa: E402
+
 from hpsearch.config import StudyFile, parse_study  # noqa: E402
+
+#: The ``search:`` section of studies/quickstart.yaml (block-style YAML, safe in str.format).
+QUICKSTART_SEARCH = yaml.safe_dump(
+    {"search": yaml.safe_load((REPO / "studies" / "quickstart.yaml").read_text())["search"]},
+    default_flow_style=False,
+    sort_keys=False,
+)
 
 
 def study_file(text: str, path: str = "<bench>") -> StudyFile:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import optuna
-from common import result, study_file
+from common import QUICKSTART_SEARCH, result, study_file
 from fake_trials import bulk_fill
 
 from hpsearch.runner import _StopAtTarget
@@ -35,14 +35,7 @@ task: digits-mlp
 trials: {trials}
 max_epochs: 3
 seed: 0
-search:
-  learning_rate: {{low: 1.0e-4, high: 1.0e-1, log: true}}
-  weight_decay: {{low: 1.0e-6, high: 1.0e-1, log: true}}
-  l2_mode: [decoupled, loss]
-  l2_scope: [all, weights, fc]
-  keep_prob: {{low: 0.5, high: 1.0}}
-  batchnorm: [none, before_activation, after_activation]
-"""
+{search}"""
 
 
 def noop_objective(config, task):  # noqa: ANN001, ANN201
@@ -60,7 +53,7 @@ def noop_objective(config, task):  # noqa: ANN001, ANN201
 
 def time_hpsearch(url: str, name: str, n: int, measure: int) -> float:
     """ms per trial through hpsearch's storage, sampler, suggest and stop callback."""
-    sf = study_file(TEXT.format(name=name, trials=n + measure))
+    sf = study_file(TEXT.format(name=name, trials=n + measure, search=QUICKSTART_SEARCH))
     task = resolve_task("digits-mlp")
     from hpsearch.algorithms import build_sampler
 
@@ -75,7 +68,7 @@ def time_hpsearch(url: str, name: str, n: int, measure: int) -> float:
 
 def time_plain_optuna(url: str, name: str, n: int, measure: int) -> float:
     """ms per trial with plain Optuna defaults (RDBStorage, TPESampler) on the same work."""
-    sf = study_file(TEXT.format(name=name, trials=n + measure))
+    sf = study_file(TEXT.format(name=name, trials=n + measure, search=QUICKSTART_SEARCH))
     task = resolve_task("digits-mlp")
     study = optuna.create_study(storage=url, study_name=name, direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=0), load_if_exists=True)
