@@ -141,3 +141,15 @@ def test_report_on_trials_without_curves_or_gaps(tmp_path: Path) -> None:
     result = build_report("plain", url, tmp_path / "out")
     assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical"]
     assert (tmp_path / "out" / "param_learning_rate.png").exists() and "best trial #2" in result.text
+
+
+def test_report_draws_decision_boundaries_for_a_2d_study(tmp_path: Path) -> None:
+    from hpsearch.api import load_study_file, optimize
+
+    studies = Path(__file__).resolve().parent.parent / "studies"
+    url = f"sqlite:///{tmp_path / 'toy.db'}"
+    optimize(load_study_file(studies / "activations.yaml", trials=2, max_epochs=1), storage=url)
+    result = build_report("activations", url, tmp_path / "out")
+    boundary_pngs = [p for p in result.pngs if p.name.startswith("activations-")]
+    assert boundary_pngs and all(p.stat().st_size > 0 for p in boundary_pngs)
+    assert 'id="boundaries"' in result.html.read_text()
