@@ -32,6 +32,7 @@ bench: venv
 	cd scripts/bench && ../../$(PY) search_efficiency.py
 	cd scripts/bench && ../../$(PY) with_postgres.py -- ../../$(PY) storage_overhead.py
 	cd scripts/bench && ../../$(PY) workers.py throughput
+	cd scripts/bench && ../../$(PY) scaling.py
 	cd scripts/bench && ../../$(PY) cli_latency.py
 
 clean:

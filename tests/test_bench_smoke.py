@@ -17,11 +17,16 @@ SMOKE = [
     ("search_efficiency.py", ["--seeds", "1", "--trials", "2", "--max-epochs", "1"], ["search_efficiency"]),
     ("storage_overhead.py", ["--sizes", "20", "40", "--measure", "3"], ["storage_overhead_ms_at_40", "storage_overhead_growth"]),
     ("cli_latency.py", ["--trials", "200", "--repeat", "1"], ["cli_help_s", "cli_studies_s"]),
+    ("workers.py", ["throughput", "--trials", "4", "--max-epochs", "1"], ["scaling_2_workers"]),
+    ("scaling.py", ["--workers", "2", "--trials", "4", "--single-trials", "2", "--sleep", "0.1"],
+     ["scaling_2_workers_sleep", "scaling_2_workers_bad_trials"]),
 ]
 
 
 @pytest.mark.parametrize(("script", "args", "names"), SMOKE, ids=[s[0] for s in SMOKE])
-def test_benchmark_smoke(script: str, args: list[str], names: list[str]) -> None:
+def test_benchmark_smoke(script: str, args: list[str], names: list[str], request: pytest.FixtureRequest) -> None:
+    if script == "scaling.py":
+        request.getfixturevalue("pg_server")  # skips (or fails in CI) without PostgreSQL binaries
     proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = {m.group(1): float(m.group(2)) for m in RESULT.finditer(proc.stdout)}
