@@ -36,8 +36,11 @@ def print_progress(p: "Progress", prefix: str = "") -> None:
 
 
 def state_counts(study: optuna.Study) -> Counter:
-    """Number of trials per state name (lower case)."""
-    return Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    """Number of trials per state name (lower case), counted by the database
+    (see :func:`hpsearch.study_stats.state_counts`)."""
+    from hpsearch import study_stats
+
+    return study_stats.state_counts(study._storage, [study._study_id])[study._study_id]
 
 
 def print_study_result(study: optuna.Study, target: int) -> None:

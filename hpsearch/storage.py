@@ -101,6 +101,12 @@ def register_secret_url(url: str) -> None:
         _SECRETS.add(password)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to print or store)."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
@@ -177,7 +183,7 @@ def with_retry(func: Callable[[], T], what: str, deadline_s: float | None = None
             attempt += 1
             log.warning(
                 "database unavailable (%s), retry %d in %.2fs: %s",
-                what, attempt, delay, mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__),
+                what, attempt, delay, mask_secrets(_first_line(exc)),
             )
             time.sleep(delay * (0.75 + 0.5 * random.random()))
             delay = min(delay * 2, 5.0)
@@ -329,7 +335,7 @@ def open_storage(url: str, *, create: bool = True, heartbeat: Heartbeat | None =
         return cls(url, **kwargs)
     except (optuna.exceptions.StorageInternalError, SQLAlchemyError, ImportError, ModuleNotFoundError, ValueError) as exc:
         cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
-        reason = mask_text(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__, url)
+        reason = mask_text(_first_line(cause), url)
         if re.search(r"no such table|relation \S+ does not exist", reason):
             reason = f"not an Optuna study database ({reason})"
         raise StorageError(f"storage: cannot open {mask_url(url)}: {reason}") from None

@@ -18,10 +18,11 @@ def state_counts(storage: optuna.storages.BaseStorage, study_ids: list[int]) -> 
     fall back to loading the trials.
     """
     counts: dict[int, Counter] = defaultdict(Counter)
-    if isinstance(storage, RDBStorage):
+    backend = getattr(storage, "_backend", storage)  # a study's storage is Optuna's cache wrapper
+    if isinstance(backend, RDBStorage):
         from sqlalchemy import text
 
-        with storage.engine.connect() as conn:
+        with backend.engine.connect() as conn:
             rows = conn.execute(text("SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state"))
             for study_id, state, n in rows:
                 name = state.name if isinstance(state, TrialState) else str(state).rsplit(".", 1)[-1]
