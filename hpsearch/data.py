@@ -70,18 +70,35 @@ class TensorBatches:
             yield take(x, window), y[window]
 
 
-class EpochFeed:
-    """A one-item-per-epoch "dataloader" handing the whole epoch's :class:`TensorBatches` to
-    ``training_step`` (see :class:`~hpsearch.models.base.RegularizedModule`)."""
+class Epoch:
+    """One epoch's data for :meth:`~hpsearch.models.base.RegularizedModule.training_step`: the
+    shuffled training mini-batches and the whole validation split ``(x, y)``."""
 
-    def __init__(self, batches: TensorBatches) -> None:
-        self.batches = batches
+    def __init__(self, train: TensorBatches, val: tuple[Inputs, torch.Tensor]) -> None:
+        self.train, self.val = train, val
+
+    def to(self, device: torch.device) -> "Epoch":
+        """Move the training tensors and the validation split to ``device`` (once; later calls
+        are free). Lightning calls this when it hands the epoch to the module."""
+        self.train.to(device)
+        x, y = self.val
+        if y.device != device:
+            self.val = to_device(x, device), y.to(device)
+        return self
+
+
+class EpochFeed:
+    """A one-item-per-epoch "dataloader" handing the whole :class:`Epoch` (training batches and
+    validation split) to ``training_step`` (see :class:`~hpsearch.models.base.RegularizedModule`)."""
+
+    def __init__(self, train: TensorBatches, val: tuple[Inputs, torch.Tensor]) -> None:
+        self.epoch = Epoch(train, val)
 
     def __len__(self) -> int:
         return 1
 
-    def __iter__(self) -> Iterator[TensorBatches]:
-        yield self.batches
+    def __iter__(self) -> Iterator[Epoch]:
+        yield self.epoch
 
 
 def stratified_split(

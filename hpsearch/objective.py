@@ -10,12 +10,12 @@ import socket
 from dataclasses import dataclass, field
 
 import optuna
-from optuna_integration import PyTorchLightningPruningCallback
 
 from hpsearch import signals
 from hpsearch.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.config import StudyConfig
 from hpsearch.errors import NonFiniteLossError
+from hpsearch.pruning import EpochPruning
 from hpsearch.space import settings_for, suggest
 from hpsearch.tasks.base import DataSplits, Task
 from hpsearch.training import describe_exception, evaluate, fit, generalization_gap
@@ -70,7 +70,7 @@ class Objective:
         seed = self.config.seed + root
         settings = settings_for(suggest(trial, self.config, self.task), self.config, self.task)
         set_user_attrs(trial, {"seed": seed, "worker": WORKER_ID})
-        callbacks: list = [PyTorchLightningPruningCallback(trial, monitor=self.metric)]
+        callbacks: list = [EpochPruning(trial, monitor=self.metric)]
         checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
         if checkpoint is not None:
             callbacks.append(checkpoint)

@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import torch
 
 from hpsearch import signals
-from hpsearch.data import EpochFeed, TensorBatches, n_rows, to_device
+from hpsearch.data import EpochFeed, TensorBatches, to_device
 from hpsearch.errors import NonFiniteLossError
 from hpsearch.models.base import RegularizedModule
 from hpsearch.space import TrialSettings
@@ -96,11 +96,10 @@ def fit(
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
-    whole_val = TensorBatches(*data.val, batch_size=n_rows(data.val[0]), shuffle=False)
     started = time.perf_counter()
     error: Exception | None = None
     try:
-        trainer.fit(model, train_dataloaders=EpochFeed(train), val_dataloaders=whole_val, ckpt_path=ckpt_path)
+        trainer.fit(model, train_dataloaders=EpochFeed(train, data.val), ckpt_path=ckpt_path)
     except Exception as exc:  # pruning, non-finite loss, a failing custom model
         error = exc
     except SystemExit:
@@ -113,7 +112,7 @@ def fit(
         raise
     return FitResult(
         model=model,
-        metrics={k: float(v) for k, v in trainer.callback_metrics.items()},
+        metrics=dict(model.val_metrics),
         train_loss=model.epoch_train_loss(),
         epochs=model.epochs_validated,
         seconds=time.perf_counter() - started,

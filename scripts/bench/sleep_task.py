@@ -26,7 +26,8 @@ class SleepModule(RegressorModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         time.sleep(self.seconds)
-        self._loss_sum, self._steps = torch.tensor(1.0), 1
+        self._epoch_losses = [torch.tensor(1.0)]
+        self.validate(*batch.val)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"mse": torch.tensor((torch.log10(torch.tensor(self.reg.learning_rate)) + 2.5) ** 2)}
