@@ -16,6 +16,8 @@ The database stays plain Optuna; hpsearch only picks engine options and adds rob
 from __future__ import annotations
 
 import functools
+import importlib
+import json
 import logging
 import os
 import random
@@ -205,6 +207,51 @@ _RETRIED = (
 )
 
 
+@dataclass(frozen=True)
+class _HotPathSQL:
+    """Core statements for the per-epoch and per-trial writes, built once per dialect (building
+    a SQLAlchemy expression costs more than executing it on SQLite)."""
+
+    trial_state: Any
+    upsert_value: Any  # None where the dialect has no ON CONFLICT: update, then insert
+    update_value: Any
+    insert_value: Any
+    delete_attrs: Any
+    insert_attr: Any
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(dialect: str) -> _HotPathSQL:
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    values = models.TrialIntermediateValueModel.__table__
+    attrs = models.TrialUserAttributeModel.__table__
+    insert_value = sa.insert(values)
+    upsert_value = None
+    if dialect in ("sqlite", "postgresql"):
+        stmt = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(values)
+        upsert_value = stmt.on_conflict_do_update(
+            index_elements=[values.c.trial_id, values.c.step],
+            set_={"intermediate_value": stmt.excluded.intermediate_value,
+                  "intermediate_value_type": stmt.excluded.intermediate_value_type},
+        )
+    return _HotPathSQL(
+        trial_state=sa.select(trials.c.state).where(trials.c.trial_id == sa.bindparam("trial_id")),
+        upsert_value=upsert_value,
+        update_value=sa.update(values)
+        .where((values.c.trial_id == sa.bindparam("trial_id")) & (values.c.step == sa.bindparam("step")))
+        .values(intermediate_value=sa.bindparam("intermediate_value"),
+                intermediate_value_type=sa.bindparam("intermediate_value_type")),
+        insert_value=insert_value,
+        delete_attrs=sa.delete(attrs).where(
+            (attrs.c.trial_id == sa.bindparam("trial_id")) & attrs.c.key.in_(sa.bindparam("keys", expanding=True))
+        ),
+        insert_attr=sa.insert(attrs),
+    )
+
+
 def _retrying_class() -> type:
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
@@ -231,34 +278,40 @@ def _retrying_class() -> type:
             return with_retry(call, "set_trial_state_values")
 
         def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-            """Same rows as Optuna's implementation, written with two Core statements in one
-            transaction instead of three ORM round trips: the pruning callback reports every
-            epoch, so this is on the trial's hot path."""
-            import sqlalchemy as sa
+            """Same row as Optuna's implementation, written in one transaction of two prebuilt
+            Core statements (the trial's state, then an upsert) instead of three ORM round
+            trips: the pruning callback reports every epoch, so this is on the trial's hot path."""
             from optuna.storages._rdb import models
 
-            trials = models.TrialModel.__table__
-            values = models.TrialIntermediateValueModel.__table__
+            sql = _statements(self.engine.dialect.name)
             stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
+            row = {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
             with self.engine.begin() as conn:
-                state = conn.execute(sa.select(trials.c.state).where(trials.c.trial_id == trial_id)).scalar_one_or_none()
-                if state is None:
-                    raise KeyError(f"No trial with trial_id {trial_id} exists.")
-                self.check_trial_is_updatable(trial_id, state)
-                row = {"intermediate_value": stored, "intermediate_value_type": kind}
-                where = (values.c.trial_id == trial_id) & (values.c.step == step)
-                if conn.execute(sa.update(values).where(where).values(**row)).rowcount == 0:
-                    conn.execute(sa.insert(values).values(trial_id=trial_id, step=step, **row))
+                self._check_updatable(conn, trial_id)
+                if sql.upsert_value is not None:
+                    conn.execute(sql.upsert_value, row)
+                elif conn.execute(sql.update_value, row).rowcount == 0:
+                    conn.execute(sql.insert_value, row)
 
         def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-            """Several user attrs of a trial in one transaction (Optuna's set_trial_user_attr
-            commits each one separately); the same rows as Optuna writes."""
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
+            """Several user attrs of a trial in one transaction of three Core statements
+            (Optuna's set_trial_user_attr commits each key separately, with two ORM queries
+            per key); the same rows as Optuna writes (``value_json`` = ``json.dumps(value)``)."""
+            if not attrs:
+                return
+            sql = _statements(self.engine.dialect.name)
+            rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+            with self.engine.begin() as conn:
+                self._check_updatable(conn, trial_id)
+                conn.execute(sql.delete_attrs, {"trial_id": trial_id, "keys": list(attrs)})
+                conn.execute(sql.insert_attr, rows)
 
-            with _create_scoped_session(self.scoped_session, True) as session:
-                for key, value in attrs.items():
-                    self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+        def _check_updatable(self, conn: Any, trial_id: int) -> None:
+            """Optuna's checks before writing to a trial: it exists and is not finished."""
+            state = conn.execute(_statements(self.engine.dialect.name).trial_state, {"trial_id": trial_id}).scalar_one_or_none()
+            if state is None:
+                raise KeyError(f"No trial with trial_id {trial_id} exists.")
+            self.check_trial_is_updatable(trial_id, state)
 
     def wrap(name: str) -> Callable[..., Any]:
         # The subclass's own implementation if it has one, else Optuna's.

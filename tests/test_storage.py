@@ -26,7 +26,7 @@ def test_intermediate_values_round_trip_through_plain_optuna(url: str) -> None:
     assert read[0] == 0.25 and math.isnan(read[1]) and read[2] == float("inf") and read[3] == float("-inf")
 
 
-def test_reporting_to_a_finished_trial_is_refused(url: str) -> None:
+def test_writing_to_a_finished_or_unknown_trial_is_refused(url: str) -> None:
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
@@ -35,6 +35,11 @@ def test_reporting_to_a_finished_trial_is_refused(url: str) -> None:
         storage.set_trial_intermediate_value(trial._trial_id, 0, 0.5)
     with pytest.raises(KeyError):
         storage.set_trial_intermediate_value(10_000, 0, 0.5)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_user_attrs(trial._trial_id, {"late": 1})
+    with pytest.raises(KeyError):
+        storage.set_trial_user_attrs(10_000, {"late": 1})
+    assert optuna.load_study(study_name="s", storage=url).trials[0].user_attrs == {}
 
 
 def test_user_attrs_written_together_read_back_by_plain_optuna(url: str) -> None:
