@@ -10,6 +10,7 @@ import optuna
 
 from hpsearch.config import PrunerConfig, SamplerConfig
 from hpsearch.errors import ConfigError
+from hpsearch.history import BoundedHistorySampler
 
 
 def _construct(section: str, kind: str, cls: type, options: dict[str, Any], preset: dict[str, Any], path: str) -> Any:
@@ -46,9 +47,20 @@ _PRUNERS: dict[str, type] = {
 }
 
 
+# Samplers that re-model the whole history for every trial; they get a bounded view of it.
+_HISTORY_BOUNDED = ("tpe", "gp")
+KEEP_BEST = 250
+
+
 def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>") -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded with the study seed."""
-    return _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
+    """The configured sampler, seeded with the study seed. TPE and GP look at no more than
+    ``cfg.max_history`` finished trials (see :mod:`hpsearch.history`; 0 = all)."""
+    if "max_history" in cfg.model_fields_set and cfg.type not in _HISTORY_BOUNDED:
+        raise ConfigError(f"{path}: sampler.max_history: only the {' and '.join(_HISTORY_BOUNDED)} samplers take it")
+    sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
+    if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
+        sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))
+    return sampler
 
 
 def build_pruner(cfg: PrunerConfig, max_epochs: int, path: str = "<config>") -> optuna.pruners.BasePruner:

@@ -49,6 +49,9 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
     type: Literal["tpe", "random", "gp", "cmaes", "qmc"] = "tpe"
+    # tpe/gp: finished trials the sampler models (the best 250 plus the most recent), 0 = all;
+    # see hpsearch.history.
+    max_history: int = Field(default=1000, ge=0)
 
     @property
     def options(self) -> dict[str, Any]:

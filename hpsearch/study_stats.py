@@ -3,6 +3,7 @@ without loading every trial (``optuna.get_all_study_summaries`` loads them all).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -14,16 +15,16 @@ from optuna.trial import TrialState
 def state_counts(storage: optuna.storages.BaseStorage, study_ids: list[int]) -> dict[int, Counter]:
     """``{study_id: Counter(state name in lower case -> trials)}``.
 
-    On an RDB storage this is one ``GROUP BY`` over Optuna's ``trials`` table; other storages
-    fall back to loading the trials.
+    On an RDB storage this is one ``GROUP BY`` over Optuna's ``trials`` table for these
+    studies; other storages fall back to loading the trials.
     """
     counts: dict[int, Counter] = defaultdict(Counter)
     backend = getattr(storage, "_backend", storage)  # a study's storage is Optuna's cache wrapper
     if isinstance(backend, RDBStorage):
-        from sqlalchemy import text
-
+        if not study_ids:
+            return counts
         with backend.engine.connect() as conn:
-            rows = conn.execute(text("SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state"))
+            rows = conn.execute(_count_query(), {"ids": list(study_ids)})
             for study_id, state, n in rows:
                 name = state.name if isinstance(state, TrialState) else str(state).rsplit(".", 1)[-1]
                 counts[study_id][name.lower()] += n
@@ -31,6 +32,21 @@ def state_counts(storage: optuna.storages.BaseStorage, study_ids: list[int]) -> 
     for study_id in study_ids:
         counts[study_id].update(t.state.name.lower() for t in storage.get_all_trials(study_id, deepcopy=False))
     return counts
+
+
+@functools.lru_cache(maxsize=1)
+def _count_query() -> Any:
+    from sqlalchemy import bindparam, text
+
+    return text(
+        "SELECT study_id, state, COUNT(*) FROM trials WHERE study_id IN :ids GROUP BY study_id, state"
+    ).bindparams(bindparam("ids", expanding=True))
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Complete plus pruned trials of ``study``, counted by the database (no trial loaded)."""
+    counts = state_counts(study._storage, [study._study_id])[study._study_id]
+    return counts["complete"] + counts["pruned"]
 
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
