@@ -122,7 +122,7 @@ def main() -> None:
             print(
                 f"seed {seed}: (a) random best val {a_best:.4f} in {a['spent']} epochs (first within 0.5 points at {ea}), test {ta:.4f} "
                 f"({a['seconds']:.0f} s) | (b) tpe+hyperband best val {b['study'].best_value:.4f} "
-                f"{'reached at ' + str(eb) if eb is not None else 'NOT reached in'} {b['spent']} epochs, test {tb:.4f} "
+                f"{f'reached at {eb}' if eb is not None else 'NOT reached in ' + str(b['spent'])} epochs, test {tb:.4f} "
                 f"({b['seconds']:.0f} s) | epochs ratio b/a {ratio:.3f}",
                 flush=True,
             )
