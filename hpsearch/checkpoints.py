@@ -58,10 +58,13 @@ class EpochCheckpoint(pl.Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["hpsearch_epochs_validated"] = getattr(pl_module, "epochs_validated", 0)
+        checkpoint["hpsearch_val_metrics"] = dict(getattr(pl_module, "val_metrics", {}))
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         if hasattr(pl_module, "epochs_validated"):
             pl_module.epochs_validated = int(checkpoint.get("hpsearch_epochs_validated", 0))
+        if hasattr(pl_module, "val_metrics"):  # a run resumed after its last epoch still has them
+            pl_module.val_metrics = dict(checkpoint.get("hpsearch_val_metrics", {}))
         self.resumed_from_epoch = int(checkpoint.get("hpsearch_epochs_validated", checkpoint.get("epoch", 0) + 1))
 
     def remove(self) -> None:

@@ -22,9 +22,6 @@ class EpochPruning(PyTorchLightningPruningCallback):
     Only single-process training is supported (``hpsearch.training.fit`` uses one device).
     """
 
-    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
-        super().__init__(trial, monitor)
-
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Nothing to do: there is no Lightning validation loop (see the class docstring)."""
 

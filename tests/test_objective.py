@@ -103,3 +103,24 @@ def test_target_counts_finished_trials_across_runs(write_study, sqlite_url: str)
     assert len(study.trials) == 3  # finished study: no new trial
     # the resumed sampler does not replay the first run's proposals
     assert study.trials[2].params != study.trials[0].params
+
+
+def test_a_fit_resumed_after_its_last_epoch_keeps_the_validation_metrics(tmp_path) -> None:
+    from hpsearch.checkpoints import EpochCheckpoint
+    from hpsearch.config import parse_study
+    from hpsearch.space import settings_for
+    from hpsearch.tasks import resolve_task
+    from hpsearch.training import fit
+
+    task = resolve_task("digits-mlp")
+    config = parse_study("study: s\ntask: digits-mlp\ntrials: 1\nmax_epochs: 2\nsearch: {}\nfixed: {hidden_units: 16}\n")
+    data = task.load_data(0)
+    settings = settings_for({}, config, task)
+    checkpoint = EpochCheckpoint(tmp_path / "trial-0.ckpt")
+    first = fit(task, settings, data, max_epochs=2, seed=0, callbacks=[checkpoint])
+    assert first.error is None and first.epochs == 2 and "val_acc" in first.metrics
+    # the worker died after the last epoch's checkpoint: the re-run has no epoch left to train
+    again = fit(task, settings, data, max_epochs=2, seed=0, callbacks=[EpochCheckpoint(checkpoint.path)],
+                ckpt_path=str(checkpoint.path))
+    assert again.error is None and again.epochs == 2
+    assert again.metrics == first.metrics
