@@ -34,6 +34,7 @@ bench: venv
 	cd scripts/bench && ../../$(PY) workers.py throughput
 	cd scripts/bench && ../../$(PY) scaling.py
 	cd scripts/bench && ../../$(PY) cli_latency.py
+	cd scripts/bench && ../../$(PY) history_quality.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

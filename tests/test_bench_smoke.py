@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ SMOKE = [
     ("workers.py", ["throughput", "--trials", "4", "--max-epochs", "1"], ["scaling_2_workers"]),
     ("scaling.py", ["--workers", "2", "--trials", "4", "--single-trials", "2", "--sleep", "0.1"],
      ["scaling_2_workers_sleep", "scaling_2_workers_bad_trials"]),
+    ("history_quality.py", ["--trials", "40", "--bound", "15", "--seeds", "1"], ["history_quality_best_gap"]),
 ]
 
 
@@ -31,4 +33,5 @@ def test_benchmark_smoke(script: str, args: list[str], names: list[str], request
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = {m.group(1): float(m.group(2)) for m in RESULT.finditer(proc.stdout)}
     assert set(names) <= set(found), proc.stdout
-    assert all(value >= 0 for value in found.values())
+    assert all(math.isfinite(value) for value in found.values())
+    assert all(value >= 0 for name, value in found.items() if not name.endswith("_gap"))  # gaps are signed
