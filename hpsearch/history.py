@@ -31,7 +31,8 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+from hpsearch.study_stats import FINISHED
+
 
 
 def bounded_history(trials: Sequence[FrozenTrial], direction: StudyDirection, max_trials: int, keep_best: int) -> set[int]:
@@ -39,7 +40,7 @@ def bounded_history(trials: Sequence[FrozenTrial], direction: StudyDirection, ma
     ``keep_best`` best complete trials and the most recent finished ones, ``max_trials``
     finished trials kept in all (nothing is left out when there are no more than that).
     Unfinished trials are always seen."""
-    finished = [t for t in trials if t.state in _FINISHED]
+    finished = [t for t in trials if t.state in FINISHED]
     if len(finished) <= max_trials:
         return set()
     complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]

@@ -26,7 +26,6 @@ from hpsearch.tasks import resolve_task
 
 log = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 10
 # Sampler seed offset between workers started together (they all see the same trial count).
 WORKER_SEED_STRIDE = 1_000_003

@@ -287,7 +287,7 @@ def _retrying_class() -> type:
             stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
             row = {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
             with self.engine.begin() as conn:
-                self._check_updatable(conn, trial_id)
+                self._check_updatable(conn, sql, trial_id)
                 if sql.upsert_value is not None:
                     conn.execute(sql.upsert_value, row)
                 elif conn.execute(sql.update_value, row).rowcount == 0:
@@ -302,13 +302,13 @@ def _retrying_class() -> type:
             sql = _statements(self.engine.dialect.name)
             rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
             with self.engine.begin() as conn:
-                self._check_updatable(conn, trial_id)
+                self._check_updatable(conn, sql, trial_id)
                 conn.execute(sql.delete_attrs, {"trial_id": trial_id, "keys": list(attrs)})
                 conn.execute(sql.insert_attr, rows)
 
-        def _check_updatable(self, conn: Any, trial_id: int) -> None:
+        def _check_updatable(self, conn: Any, sql: _HotPathSQL, trial_id: int) -> None:
             """Optuna's checks before writing to a trial: it exists and is not finished."""
-            state = conn.execute(_statements(self.engine.dialect.name).trial_state, {"trial_id": trial_id}).scalar_one_or_none()
+            state = conn.execute(sql.trial_state, {"trial_id": trial_id}).scalar_one_or_none()
             if state is None:
                 raise KeyError(f"No trial with trial_id {trial_id} exists.")
             self.check_trial_is_updatable(trial_id, state)

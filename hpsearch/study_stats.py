@@ -11,6 +11,9 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+#: The states of a trial that counts towards a study's target (and that samplers learn from).
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
 
 def state_counts(storage: optuna.storages.BaseStorage, study_ids: list[int]) -> dict[int, Counter]:
     """``{study_id: Counter(state name in lower case -> trials)}``.
@@ -48,7 +51,7 @@ def finished_trials(study: optuna.Study) -> int:
     one indexed ``COUNT`` on an RDB storage (about 1 ms at 10,000 trials on SQLite)."""
     backend = getattr(study._storage, "_backend", study._storage)
     if not isinstance(backend, RDBStorage):
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
     with backend.engine.connect() as conn:
         return int(conn.execute(_finished_query(), {"study_id": study._study_id}).scalar_one())
 
@@ -63,7 +66,7 @@ def _finished_query() -> Any:
         sa.select(sa.func.count())
         .select_from(trials)
         .where(trials.c.study_id == sa.bindparam("study_id"))
-        .where(trials.c.state.in_([TrialState.COMPLETE, TrialState.PRUNED]))
+        .where(trials.c.state.in_(FINISHED))
     )
 
 

@@ -92,7 +92,6 @@ def fit(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
         callbacks=[FiniteLossGuard(), *callbacks],
     )
     train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
@@ -122,11 +121,9 @@ def fit(
 
 
 def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[str, float]:
-    """The model's metrics on a whole split, in eval mode, without gradients."""
-    model.eval()
-    x, y = to_device(split[0], model.device), split[1].to(model.device)
-    with torch.no_grad():
-        return {k: float(v) for k, v in model.evaluate(x, y).items()}
+    """The model's metrics on a whole split (moved to the model's device), see
+    :meth:`RegularizedModule.score`."""
+    return model.score(to_device(split[0], model.device), split[1].to(model.device))
 
 
 def generalization_gap(metric: str, direction: str, train_value: float, val_value: float) -> float:

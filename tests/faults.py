@@ -13,6 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from conftest import HPSEARCH, cli_env
 
+from hpsearch.study_stats import FINISHED  # noqa: F401 - used by the fault and worker tests
+
 T = TypeVar("T")
 
 SLOW_STUDY = {
@@ -22,7 +24,6 @@ SLOW_STUDY = {
     "search": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}, "weight_decay": {"low": 1e-5, "high": 1e-2, "log": True}},
     "fixed": {"behaviour": "slow", "batch_size": 32, "width": 8},
 }
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def start(*args: str, storage: str | None = None, **env: str) -> subprocess.Popen:

@@ -71,15 +71,20 @@ class RegularizedModule(pl.LightningModule):
             optimizer.step()
         self.validate(*epoch.val)
 
-    def validate(self, x: Inputs, y: torch.Tensor) -> dict[str, float]:
-        """Score one whole split in eval mode without gradients; the metrics, named
-        ``val_<name>``, become :attr:`val_metrics` and count one validated epoch."""
+    def score(self, x: Inputs, y: torch.Tensor) -> dict[str, float]:
+        """:meth:`evaluate` on one whole split in eval mode, without gradients, as floats by
+        short name; the module's train/eval mode is restored afterwards."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            metrics = self.evaluate(x, y)
+            metrics = {name: float(value) for name, value in self.evaluate(x, y).items()}
         self.train(was_training)
-        self.val_metrics = {f"val_{name}": float(value) for name, value in metrics.items()}
+        return metrics
+
+    def validate(self, x: Inputs, y: torch.Tensor) -> dict[str, float]:
+        """:meth:`score` the validation split: the metrics, named ``val_<name>``, become
+        :attr:`val_metrics` and count one validated epoch."""
+        self.val_metrics = {f"val_{name}": value for name, value in self.score(x, y).items()}
         self.epochs_validated += 1
         return self.val_metrics
 

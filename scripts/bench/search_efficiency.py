@@ -27,7 +27,8 @@ import optuna
 from common import QUICKSTART_SEARCH, result, study_file
 
 from hpsearch.algorithms import build_sampler
-from hpsearch.runner import FINISHED, open_study
+from hpsearch.runner import open_study
+from hpsearch.study_stats import FINISHED
 from hpsearch.space import settings_for
 from hpsearch.training import evaluate, fit
 
