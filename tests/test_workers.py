@@ -47,7 +47,10 @@ def test_worker_env_assigns_gpus_threads_and_passes_the_url_outside_argv() -> No
 
 
 def test_sqlite_with_four_workers_is_not_locked(sqlite_url, write_study) -> None:
-    study = write_study(**FAST_STUDY, trials=12)
+    # 40 epochs (~0.3 s) per trial, so that the study outlasts the workers' staggered start-up
+    # and all four write to the file at once (with 1 epoch the first worker could finish all 12
+    # trials before the last one had imported torch).
+    study = write_study(**{**FAST_STUDY, "max_epochs": 40}, trials=12)
     result = run_cli("optimize", str(study), "--storage", sqlite_url, "--workers", "4", "--heartbeat", "1", "--grace", "3")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
