@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC     ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: venv quickstart test bench clean
+.PHONY: venv quickstart test test-fast lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,14 @@ quickstart: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# The inner loop: everything but the tests marked slow (make test and CI run them all).
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy hpsearch
 
 # The benchmarks of docs/benchmarks.md, each ending with "RESULT <name> <value> goal <op> <target>".
 # storage_overhead runs on SQLite and on a private PostgreSQL server started for it.

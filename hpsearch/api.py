@@ -12,48 +12,45 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from hpsearch.config import StudyFile
-from hpsearch.config import load_study_file as _load
 from hpsearch.errors import StudyNotFoundError
-from hpsearch.storage import resolve_url
+from hpsearch.store.heartbeat import heartbeat_for
+from hpsearch.store.urls import resolve_url
 
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.runner import Progress
+    from hpsearch.run.runner import Progress
+    from hpsearch.study.definition import StudyDefinition
 
 
-def load_study_file(path: str | Path, **overrides: Any) -> StudyFile:
-    """Load and validate a study file; keyword overrides replace top-level keys
-    (``trials``, ``max_epochs``, ``seed``, ``study``...)."""
-    from hpsearch.runner import prepare
+def load_study_file(path: str | Path, **overrides: Any) -> "StudyDefinition":
+    """Load and validate a study file, checked against its task; keyword overrides replace
+    top-level keys (``trials``, ``max_epochs``, ``seed``, ``study``...)."""
+    from hpsearch.study.config import load_study_file as load
+    from hpsearch.study.definition import define
 
-    study_file = _load(path, overrides)
-    prepare(study_file)
-    return study_file
+    return define(load(path, overrides))
 
 
 def optimize(
-    study_file: StudyFile,
+    study_file: "StudyDefinition",
     storage: str | None = None,
     timeout: float | None = None,
     on_progress: "Callable[[Progress], None] | None" = None,
 ) -> "optuna.Study":
     """Run the study until it holds its target of finished trials; returns the Optuna study.
 
-    On a server database (PostgreSQL...) heartbeats are on, as for ``hpsearch optimize``, so a
-    trial of a process that dies is failed and re-run by another worker."""
-    from hpsearch.runner import run_study
-    from hpsearch.storage import Heartbeat
+    Heartbeats are decided as for ``hpsearch optimize``: on for a server database
+    (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
+    from hpsearch.run.runner import run_study
 
     url = resolve_url(storage)
-    heartbeat = None if url.startswith("sqlite") else Heartbeat()
-    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat)
+    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url))
 
 
 @dataclass(frozen=True)
 class BestResult:
-    """The best trial of a study, as ``hpsearch best --json`` prints it."""
+    """The best trial of a study, as ``hpsearch best --format json`` prints it."""
 
     study: str
     metric: str
@@ -68,37 +65,31 @@ class BestResult:
 
 def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
     """Load an existing study (never creates a database or a study)."""
-    import optuna
+    from hpsearch.store.queries import load_study as load
 
-    from hpsearch.storage import open_storage
-
-    url = resolve_url(storage)
-    backend = open_storage(url, create=False)
-    names = optuna.get_all_study_names(backend)  # summaries would read every trial of every study
-    if study_name not in names:
-        valid = ", ".join(sorted(names)) or "none"
-        raise StudyNotFoundError(f"study {study_name!r} not found; studies in this database: {valid}")
-    return optuna.load_study(study_name=study_name, storage=backend)
+    return load(study_name, resolve_url(storage))
 
 
 def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     """The best finished trial of a study, with its settings (searched and fixed)."""
     import yaml
 
+    from hpsearch.study.meta import StudyMeta, best_or_none
+
     study = load_study(study_name, storage)
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise StudyNotFoundError(f"study {study_name!r} has no completed trial yet") from None
+    best = best_or_none(study)
+    if best is None:
+        raise StudyNotFoundError(f"study {study_name!r} has no completed trial yet")
     fixed: dict[str, Any] = {}
     text = study.user_attrs.get("study_file")
     if text:
         fixed = dict((yaml.safe_load(text) or {}).get("fixed") or {})
+    meta = StudyMeta.of(study)
     return BestResult(
         study=study_name,
-        metric=str(study.user_attrs.get("metric", "value")),
-        direction=study.direction.name.lower(),
-        value=float(best.value),
+        metric=meta.metric,
+        direction=meta.direction,
+        value=float(best.values[0]),
         params={**fixed, **best.params},
         trial=best.number,
     )

@@ -29,3 +29,15 @@ class StudyNotFoundError(HPSearchError):
 
 class NonFiniteLossError(HPSearchError):
     """Raised inside a trial when the training loss becomes NaN or infinite."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line ``Type: message`` for storing as a trial's failure reason."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -84,7 +84,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 INPUT_NORMS = ("none", "standardize")
 
-#: The regularization parameters, exactly as DESIGN.md defines them.
+#: The regularization parameters and their exact meaning.
 REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
     "learning_rate": ParamSpec("float", "the optimizer's base learning rate", low=0.0, low_open=True),
     "weight_decay": ParamSpec("float", "strength λ of the L2 penalty / decay", low=0.0),
@@ -137,6 +137,17 @@ REGULARIZATION_DEFAULTS: dict[str, Any] = {
 #: Training settings every built-in task understands.
 TRAINING_PARAMS: dict[str, ParamSpec] = {
     "batch_size": ParamSpec("int", "mini-batch size", low=1),
+}
+
+
+#: Study-file settings that are not trial parameters: the Optuna sampler and pruner to use.
+STUDY_SETTINGS: dict[str, ParamSpec] = {
+    "sampler.type": ParamSpec("choice", "the Optuna sampler", choices=("tpe", "random", "gp", "cmaes", "qmc")),
+    "pruner.type": ParamSpec(
+        "choice",
+        "the Optuna pruner (its resource is the epoch)",
+        choices=("none", "median", "percentile", "successive-halving", "hyperband"),
+    ),
 }
 
 

@@ -16,12 +16,12 @@ A user's own LightningModule can call these directly (see the README, "Custom ta
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 from torch import nn
 
-from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS
+from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS, SINGLE_INPUT_BATCHNORM
 
 __all__ = [
     "Regularization",
@@ -37,6 +37,14 @@ __all__ = [
     "Standardize",
 ]
 
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+
 _NORM_TYPES = (
     nn.modules.batchnorm._BatchNorm,
     nn.GroupNorm,
@@ -47,7 +55,7 @@ _NORM_TYPES = (
 
 @dataclass(frozen=True)
 class Regularization:
-    """The regularization settings of one trial (see DESIGN.md for each field's meaning)."""
+    """The regularization settings of one trial (each field's meaning: ``hpsearch.params.REGULARIZATION_PARAMS``)."""
 
     learning_rate: float = REGULARIZATION_DEFAULTS["learning_rate"]
     weight_decay: float = REGULARIZATION_DEFAULTS["weight_decay"]
@@ -62,19 +70,19 @@ class Regularization:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            try:
-                object.__setattr__(self, f.name, REGULARIZATION_PARAMS[f.name].check(getattr(self, f.name)))
-            except ValueError as exc:
-                raise ValueError(f"{f.name}: {exc}") from None
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The field names, i.e. the parameters this object carries."""
-        return tuple(f.name for f in fields(cls))
+            object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name)))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict of the settings."""
         return asdict(self)
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` checked against the parameter table, or ``ValueError("name: got ...")``."""
+    try:
+        return REGULARIZATION_PARAMS[name].check(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def scoped_parameters(model: nn.Module, scope: str) -> list[nn.Parameter]:
@@ -84,6 +92,7 @@ def scoped_parameters(model: nn.Module, scope: str) -> list[nn.Parameter]:
     outside normalization layers — no biases, no norm scales. ``fc``: weight and bias of every
     ``nn.Linear``.
     """
+    _checked("l2_scope", scope)
     if scope == "all":
         return [p for p in model.parameters() if p.requires_grad]
     chosen: list[nn.Parameter] = []
@@ -92,11 +101,8 @@ def scoped_parameters(model: nn.Module, scope: str) -> list[nn.Parameter]:
         if scope == "weights":
             if not isinstance(module, _NORM_TYPES):
                 chosen.extend(p for p in own if p.ndim >= 2)
-        elif scope == "fc":
-            if isinstance(module, nn.Linear):
-                chosen.extend(own)
-        else:
-            raise ValueError(f"l2_scope: got {scope!r}; valid: all, weights, fc")
+        elif isinstance(module, nn.Linear):  # scope "fc"
+            chosen.extend(own)
     return chosen
 
 
@@ -109,7 +115,8 @@ def l2_penalty(model: nn.Module, reg: Regularization) -> torch.Tensor:
     if not params or reg.weight_decay == 0.0:
         first = next(model.parameters(), None)
         return torch.zeros((), device=first.device if first is not None else None)
-    return reg.weight_decay * sum(p.pow(2).sum() for p in params) / 2
+    squares = cast(torch.Tensor, sum(p.pow(2).sum() for p in params))
+    return reg.weight_decay * squares / 2
 
 
 def parameter_groups(
@@ -128,7 +135,8 @@ def parameter_groups(
     taken = {id(p) for g in extra_groups for p in g["params"]}
     in_scope = {id(p) for p in scoped_parameters(model, reg.l2_scope)}
     decay = reg.weight_decay if reg.l2_mode == "decoupled" else 0.0
-    decayed, plain = [], []
+    decayed: list[nn.Parameter] = []
+    plain: list[nn.Parameter] = []
     for p in model.parameters():
         if not p.requires_grad or id(p) in taken:
             continue
@@ -158,29 +166,17 @@ def make_optimizer(
         return torch.optim.AdamW(groups, lr=lr)
     if reg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, decoupled_weight_decay=True)
-    if reg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=reg.momentum)
-    raise ValueError(f"optimizer: got {reg.optimizer!r}; valid: adamw, adam, sgd")
+    return torch.optim.SGD(groups, lr=lr, momentum=reg.momentum)  # "sgd" (reg is validated)
 
 
 def activation(name: str) -> nn.Module:
-    """A fresh activation module by name (relu, leaky_relu, tanh, sigmoid, gelu)."""
-    table = {
-        "relu": nn.ReLU,
-        "leaky_relu": nn.LeakyReLU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "gelu": nn.GELU,
-    }
-    if name not in table:
-        raise ValueError(f"activation: got {name!r}; valid: {', '.join(table)}")
-    return table[name]()
+    """A fresh activation module by name (one of ``params.ACTIVATIONS``)."""
+    return _ACTIVATIONS[_checked("activation", name)]()
 
 
 def dropout(keep_prob: float) -> nn.Dropout | None:
     """``nn.Dropout(p = 1 - keep_prob)``, or ``None`` when ``keep_prob`` is 1.0 (no module)."""
-    if not 0.0 < keep_prob <= 1.0:
-        raise ValueError(f"keep_prob: got {keep_prob!r}; valid: a number in (0, 1]")
+    _checked("keep_prob", keep_prob)
     return None if keep_prob == 1.0 else nn.Dropout(p=1.0 - keep_prob)
 
 
@@ -194,7 +190,7 @@ def _normalized(layer: nn.Module, norm: nn.Module, reg: Regularization) -> list[
         return [layer, act]
     raise ValueError(
         f"batchnorm: {reg.batchnorm!r} applies to two-input models only; "
-        "valid here: none, before_activation, after_activation"
+        f"valid here: {', '.join(SINGLE_INPUT_BATCHNORM)}"
     )
 
 
@@ -228,6 +224,9 @@ class Standardize(nn.Module):
     A feature that is constant in the training split (std 0) is only centred.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean.clone())
@@ -240,8 +239,6 @@ class Standardize(nn.Module):
 def input_layer(reg: Regularization, train_x: torch.Tensor) -> nn.Module:
     """``Standardize`` fitted on the training split only (``input_norm: standardize``),
     or ``nn.Identity`` (``input_norm: none``). Statistics are per feature (over dim 0)."""
-    if reg.input_norm == "none":
+    if _checked("input_norm", reg.input_norm) == "none":
         return nn.Identity()
-    if reg.input_norm == "standardize":
-        return Standardize(train_x.mean(dim=0), train_x.std(dim=0))
-    raise ValueError(f"input_norm: got {reg.input_norm!r}; valid: none, standardize")
+    return Standardize(train_x.mean(dim=0), train_x.std(dim=0))

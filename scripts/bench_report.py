@@ -2,7 +2,7 @@
 """Benchmark: `hpsearch report` on a large study (default 10,000 trials).
 
 Makes the study quickly (real storage, quickstart search space, no-op objective: see
-tests/synthetic_study.py) unless the database already holds it, then times, side by side in this
+hpsearch/testing/synthetic.py) unless the database already holds it, then times, side by side in this
 one process: Optuna's own load of all trials (fresh storage) and the whole report (load,
 importances, figures, HTML). Prints both and their ratio.
 
@@ -12,13 +12,9 @@ importances, figures, HTML). Prints both and their ratio.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def main() -> None:
@@ -31,14 +27,14 @@ def main() -> None:
 
     import optuna
 
-    from hpsearch.report import build_report
-    from hpsearch.storage import open_storage
-    from synthetic_study import make_synthetic_study
+    from hpsearch.analysis.report import build_report
+    from hpsearch.store.connect import connect
+    from hpsearch.testing.synthetic import make_synthetic_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{args.db}"
     name = args.name or f"bench-{args.trials}"
-    storage = open_storage(url)
+    storage = connect(url)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in names:
         t0 = time.perf_counter()
@@ -46,7 +42,7 @@ def main() -> None:
         print(f"made study {name} with {args.trials} trials in {time.perf_counter() - t0:.1f} s ({url})")
 
     t0 = time.perf_counter()
-    n = len(optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False))
+    n = len(optuna.load_study(study_name=name, storage=connect(url)).get_trials(deepcopy=False))
     load_s = time.perf_counter() - t0
     out = args.out or tempfile.mkdtemp(prefix="hpsearch-bench-report-")
     result = build_report(name, url, out)

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
 
     import optuna
 
-    from browser import PageErrors, chromium, dashboard
+    from hpsearch.testing.browser import PageErrors, chromium, dashboard
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, **env: st
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by what they need: ``pg`` (and ``slow``) for a PostgreSQL server, ``browser``
+    (and ``slow``) for the browser tests."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"pg_server", "pg_url"}:
+            item.add_marker(pytest.mark.pg)
+            item.add_marker(pytest.mark.slow)
+        if item.path.name == "test_browser.py":
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+
+
 # --- a real PostgreSQL server (tests/pg.py), started once per session when a test asks for it
 
 
@@ -76,7 +89,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, **env: st
 def pg_server():
     """A private PostgreSQL cluster on 127.0.0.1 (skipped when PostgreSQL is not installed,
     unless $HPSEARCH_REQUIRE_PG=1 as in .ci/run, where it is an error)."""
-    import pg
+    from hpsearch.testing import pg
 
     if pg.find_bindir() is None:
         if os.environ.get("HPSEARCH_REQUIRE_PG") == "1":

@@ -9,11 +9,10 @@ import time
 from typing import Callable, TypeVar
 
 import optuna
+from conftest import HPSEARCH, cli_env
 from optuna.trial import FrozenTrial, TrialState
 
-from conftest import HPSEARCH, cli_env
-
-from hpsearch.study_stats import FINISHED  # noqa: F401 - used by the fault and worker tests
+from hpsearch.store.queries import FINISHED  # noqa: F401 - used by the fault and worker tests
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import TINY_STUDY, run_cli
+
 from hpsearch.cli import main
 
 
@@ -57,11 +57,13 @@ CASES: list[tuple[str, str | None, list[str], list[str]]] = [
     ("unknown-choice", study(search__batchnorm=["none", "sideways"]), [], ["search.batchnorm", "sideways", "before_activation"]),
     ("concat-placement-on-mlp", study(search__batchnorm=["none", "after_concat"]), [], ["search.batchnorm", "after_concat"]),
     ("unknown-parameter", study(search__dropout_rate=[0.1, 0.2]), [], ["search.dropout_rate", "unknown parameter", "keep_prob"]),
-    ("unknown-range-key", study(search__learning_rate={"low": 1e-3, "high": 1e-2, "logg": True}), [], ["search.learning_rate", "logg", "unknown key"]),
+    ("unknown-range-key", study(search__learning_rate={"low": 1e-3, "high": 1e-2, "logg": True}), [],
+     ["search.learning_rate", "logg", "unknown key"]),
     ("range-for-categorical", study(search__batchnorm={"low": 0, "high": 1}), [], ["search.batchnorm", "categorical"]),
     ("empty-choices", study(search__l2_mode=[]), [], ["search.l2_mode", "empty"]),
     ("scalar-search-entry", study(search__l2_mode="loss"), [], ["search", "l2_mode", "list of choices"]),
-    ("int-param-float-range", study(search__hidden_units={"low": 8.5, "high": 64}, fixed__hidden_units=DELETE), [], ["search.hidden_units.low", "integer"]),
+    ("int-param-float-range", study(search__hidden_units={"low": 8.5, "high": 64}, fixed__hidden_units=DELETE), [],
+     ["search.hidden_units.low", "integer"]),
     ("unknown-sampler", study(sampler={"type": "bayes"}), [], ["sampler.type", "tpe"]),
     ("unknown-sampler-option", study(sampler={"type": "tpe", "n_startup": 5}), [], ["sampler.n_startup", "n_startup_trials"]),
     ("unknown-pruner-option", study(pruner={"type": "median", "warmup": 2}), [], ["pruner.warmup", "n_warmup_steps"]),

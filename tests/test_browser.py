@@ -10,9 +10,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-from browser import ARTIFACTS, CHROMIUM, PageErrors, chromium, dashboard
 from conftest import HPSEARCH, cli_env, run_cli
+
+from hpsearch.testing.browser import ARTIFACTS, CHROMIUM, PageErrors, chromium, dashboard
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get("CI"),
@@ -26,7 +26,6 @@ EXPECTED_SECTIONS = ["summary", "history", "intermediate", "importance", "params
 def made_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """A real study made by `hpsearch optimize` (4 trials), verified with 2 seeds."""
     import yaml
-
     from conftest import TINY_STUDY
 
     tmp = tmp_path_factory.mktemp("browser")
@@ -73,7 +72,9 @@ def test_report_opens_offline_with_every_section_and_no_js_error(made_study: tup
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors = PageErrors(page)
         requests: list[str] = []
-        page.route("**/*", lambda route: (requests.append(route.request.url), route.continue_() if route.request.url.startswith("file:") else route.abort()))
+        page.route("**/*", lambda route: (
+            requests.append(route.request.url), route.continue_() if route.request.url.startswith("file:") else route.abort()
+        ))
         page.goto((out / "report.html").as_uri())
         page.wait_for_load_state("load")
         found = page.eval_on_selector_all("section[data-section]", "els => els.map(e => e.dataset.section)")

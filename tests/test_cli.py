@@ -10,8 +10,8 @@ from pathlib import Path
 import optuna
 import yaml
 from click.testing import CliRunner
-
 from conftest import OPTUNA, cli_env, run_cli
+
 from hpsearch.cli import main
 
 

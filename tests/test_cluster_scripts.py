@@ -8,25 +8,28 @@ from pathlib import Path
 
 import click
 import yaml
+from conftest import REPO
 from sqlalchemy.engine import make_url
 
-from conftest import REPO
 from hpsearch.api import load_study_file
 from hpsearch.cli import main
+from hpsearch.cli.common import CliContext
 
 K8S = REPO / "scripts" / "k8s"
 SBATCH = REPO / "scripts" / "slurm" / "hpsearch-array.sbatch"
 
 
 def parse_hpsearch(argv: list[str]) -> tuple[str, dict]:
-    """Parse ``hpsearch ARGV`` with the real click group; returns (subcommand, its params)."""
+    """Parse ``hpsearch ARGV`` with the real click group; returns (subcommand, its params),
+    ``storage`` among them (given to the group or to the command)."""
     assert argv[0] == "hpsearch"
     ctx = main.make_context("hpsearch", list(argv[1:]))
     protected = getattr(ctx, "_protected_args", None) or ctx.protected_args  # click >= 8.2 / 8.1
     name, command, rest = main.resolve_command(ctx, [*protected, *ctx.args])
     assert command is not None
     sub = command.make_context(name, rest, parent=ctx)
-    return name, sub.params
+    given = sub.find_object(CliContext)
+    return name, {**sub.params, "storage": getattr(given, "storage", None) or ctx.params.get("storage")}
 
 
 def docs(path: Path) -> list[dict]:
@@ -68,6 +71,11 @@ def test_slurm_array_script() -> None:
     name, params = parse_hpsearch(argv)
     assert name == "optimize" and params["storage"] is None
     load_study_file(REPO / params["study_file"])
+
+
+def test_a_storage_url_in_argv_would_be_caught() -> None:
+    assert parse_hpsearch(["hpsearch", "optimize", "s.yaml", "--storage", "sqlite:///x.db"])[1]["storage"] == "sqlite:///x.db"
+    assert parse_hpsearch(["hpsearch", "--storage", "sqlite:///y.db", "optimize", "s.yaml"])[1]["storage"] == "sqlite:///y.db"
 
 
 def test_a_bad_command_would_be_caught() -> None:

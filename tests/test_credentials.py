@@ -8,11 +8,11 @@ import subprocess
 import time
 
 import optuna
-
 from conftest import run_cli
 from faults import start
-from pg import SECRET_PASSWORD, SECRET_USER
 from test_workers import FAST_STUDY
+
+from hpsearch.testing.pg import SECRET_PASSWORD, SECRET_USER
 
 
 def secret_url(pg_server, database: str, password: str = SECRET_PASSWORD) -> str:
@@ -64,7 +64,7 @@ def test_storage_url_sources_and_masking(tmp_path, monkeypatch) -> None:
 
     from hpsearch.errors import StorageError
     from hpsearch.logs import MaskingFormatter
-    from hpsearch.storage import mask_secrets, resolve_url
+    from hpsearch.store.urls import mask_secrets, resolve_url
 
     monkeypatch.delenv("HPSEARCH_STORAGE_FILE", raising=False)
     monkeypatch.setenv("HPSEARCH_STORAGE", "sqlite:///from-env.db")

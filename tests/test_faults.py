@@ -7,12 +7,10 @@ import datetime
 import os
 import signal
 import time
-from pathlib import Path
-
-from optuna.trial import TrialState
 
 from conftest import run_cli
 from faults import FINISHED, SLOW_STUDY, by_state, finish, in_fit, kill_all, start, trials, wait_for
+from optuna.trial import TrialState
 
 
 def test_sigkill_mid_trial_is_retried_with_same_params_and_resumes_from_checkpoint(pg_url, write_study, tmp_path) -> None:

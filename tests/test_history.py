@@ -9,10 +9,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from hpsearch.algorithms import build_sampler
-from hpsearch.config import SamplerConfig
 from hpsearch.errors import ConfigError
-from hpsearch.history import BoundedHistorySampler, bounded_history
+from hpsearch.study.algorithms import build_sampler
+from hpsearch.study.config import SamplerConfig
+from hpsearch.study.history import BoundedHistorySampler, bounded_history
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

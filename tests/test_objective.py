@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 import hpsearch
 from hpsearch.api import load_study_file
-from hpsearch.runner import StudyFailingError, run_study
+from hpsearch.run.runner import StudyFailingError, run_study
 
 
 def test_finished_trials_store_user_attrs(write_study, sqlite_url: str) -> None:
@@ -106,11 +106,11 @@ def test_target_counts_finished_trials_across_runs(write_study, sqlite_url: str)
 
 
 def test_a_fit_resumed_after_its_last_epoch_keeps_the_validation_metrics(tmp_path) -> None:
-    from hpsearch.checkpoints import EpochCheckpoint
-    from hpsearch.config import parse_study
-    from hpsearch.space import settings_for
+    from hpsearch.run.checkpoints import EpochCheckpoint
+    from hpsearch.run.training import fit
+    from hpsearch.study.config import parse_study
+    from hpsearch.study.space import settings_for
     from hpsearch.tasks import resolve_task
-    from hpsearch.training import fit
 
     task = resolve_task("digits-mlp")
     config = parse_study("study: s\ntask: digits-mlp\ntrials: 1\nmax_epochs: 2\nsearch: {}\nfixed: {hidden_units: 16}\n")

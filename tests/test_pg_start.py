@@ -2,7 +2,7 @@
 
 Optuna 5.0 alone loses this race (``duplicate key value violates unique constraint
 "pg_type_typname_nsp_index"`` from ``CREATE TYPE studydirection``); the control round below
-shows that this harness really causes it, and the hpsearch rounds that open_storage survives it.
+shows that this harness really causes it, and the hpsearch rounds that store.connect survives it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from conftest import cli_env
 # so they hit the same empty database at the same instant.
 RACER = r"""
 import sys, optuna
-from hpsearch.storage import open_storage
+from hpsearch.store.connect import connect
 print("ready", flush=True)
 for line in sys.stdin:
     mode, url = line.split()
     try:
-        storage = open_storage(url) if mode == "hpsearch" else optuna.storages.RDBStorage(url)
+        storage = connect(url) if mode == "hpsearch" else optuna.storages.RDBStorage(url)
         optuna.create_study(storage=storage, study_name="race", load_if_exists=True)
         storage.engine.dispose()
         print("ok", flush=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,10 @@ import torch
 from torch import nn
 
 from hpsearch.data import TensorBatches
-from hpsearch.regularization import Regularization, Standardize, l2_penalty, make_optimizer, scoped_parameters
-from hpsearch.space import TrialSettings
+from hpsearch.regularization import Regularization, Standardize, l2_penalty, scoped_parameters
+from hpsearch.run.training import fit
+from hpsearch.study.space import TrialSettings
 from hpsearch.tasks import builtin_task_names, resolve_task
-from hpsearch.training import fit
 
 
 def test_question_tasks_are_registered() -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-
 from conftest import run_cli
-from hpsearch.config import parse_study
-from hpsearch.report import build_report
-from synthetic_study import QUICKSTART, make_synthetic_study
+
+from hpsearch.analysis.report import build_report
+from hpsearch.study.config import parse_study
+from hpsearch.testing.synthetic import QUICKSTART, make_synthetic_study
 
 
 def _png_size(path: Path) -> tuple[int, int]:

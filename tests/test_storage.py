@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from hpsearch.storage import open_storage
+from hpsearch.store.connect import connect
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -16,7 +16,7 @@ def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 
 
 def test_intermediate_values_round_trip_through_plain_optuna(url: str) -> None:
-    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    study = optuna.create_study(storage=connect(url), study_name="s")
     trial = study.ask()
     for step, value in enumerate([0.5, float("nan"), float("inf"), float("-inf")]):
         trial.report(value, step)
@@ -27,7 +27,7 @@ def test_intermediate_values_round_trip_through_plain_optuna(url: str) -> None:
 
 
 def test_writing_to_a_finished_or_unknown_trial_is_refused(url: str) -> None:
-    storage = open_storage(url)
+    storage = connect(url)
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
     study.tell(trial, 1.0)
@@ -43,7 +43,7 @@ def test_writing_to_a_finished_or_unknown_trial_is_refused(url: str) -> None:
 
 
 def test_user_attrs_written_together_read_back_by_plain_optuna(url: str) -> None:
-    storage = open_storage(url)
+    storage = connect(url)
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
     trial.set_user_attr("seed", 1)

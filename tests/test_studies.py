@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_cli
 from optuna.trial import TrialState
 
 import hpsearch
 import hpsearch.api
-from conftest import REPO, run_cli
 
 STUDIES = REPO / "studies"
 QUESTION_STUDIES = [

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import split_probe
+from conftest import run_cli
 from optuna.trial import TrialState
 from scipy import stats
 
-import split_probe
-from conftest import run_cli
+from hpsearch.analysis.verify import ConfigStats, paired_test, run_verify, summarize
 from hpsearch.api import load_study_file
-from hpsearch.runner import run_study
-from hpsearch.verify import paired_test, run_verify, summarize, ConfigStats
+from hpsearch.run.runner import run_study
 
 
 def _stored(url: str, name: str) -> dict[int, dict[int, float]]:

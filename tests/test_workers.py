@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import pytest
-from optuna.trial import TrialState
-
 from conftest import run_cli
 from faults import FINISHED, by_state, trials
-from hpsearch.storage import STORAGE_ENV, STORAGE_FILE_ENV
-from hpsearch.workers import gpu_for_worker, threads_per_worker, worker_argv, worker_env
+from optuna.trial import TrialState
+
+from hpsearch.run.workers import gpu_for_worker, threads_per_worker, worker_argv, worker_env
+from hpsearch.store.urls import STORAGE_ENV, STORAGE_FILE_ENV
 
 FAST_STUDY = {
     "study": "fast",
@@ -18,7 +18,9 @@ FAST_STUDY = {
 }
 
 
-@pytest.mark.parametrize(("index", "gpus", "expected"), [(0, 0, None), (5, 0, None), (0, 1, 0), (3, 1, 0), (0, 2, 0), (1, 2, 1), (2, 2, 0), (5, 4, 1), (3, 8, 3)])
+@pytest.mark.parametrize(
+    ("index", "gpus", "expected"), [(0, 0, None), (5, 0, None), (0, 1, 0), (3, 1, 0), (0, 2, 0), (1, 2, 1), (2, 2, 0), (5, 4, 1), (3, 8, 3)]
+)
 def test_worker_i_uses_gpu_i_mod_g(index: int, gpus: int, expected: int | None) -> None:
     assert gpu_for_worker(index, gpus) == expected
 

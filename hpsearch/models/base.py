@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -13,6 +13,10 @@ from torch import nn
 from hpsearch.data import Epoch, Inputs
 from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
 
+#: Checkpoint keys of the module's own state (see :meth:`RegularizedModule.on_save_checkpoint`).
+EPOCHS_VALIDATED_KEY = "hpsearch_epochs_validated"
+VAL_METRICS_KEY = "hpsearch_val_metrics"
+
 
 class RegularizedModule(pl.LightningModule):
     """Base module: ``net`` trained on ``loss_fn`` plus the ``l2_mode: loss`` penalty, with
@@ -21,8 +25,8 @@ class RegularizedModule(pl.LightningModule):
     Subclasses implement :meth:`evaluate`, returning metric tensors by short name (``acc``,
     ``loss``, ``mse``...). At the end of every training epoch the module scores the whole
     validation split and keeps the results as floats named ``val_<name>`` in
-    :attr:`val_metrics` (read by :class:`hpsearch.pruning.EpochPruning` and by
-    :func:`hpsearch.training.fit`); the mean training loss of the epoch (data term, without the
+    :attr:`val_metrics` (read by :class:`hpsearch.run.pruning.EpochPruning` and by
+    :func:`hpsearch.run.training.fit`); the mean training loss of the epoch (data term, without the
     penalty) is kept by :meth:`epoch_train_loss`. Nothing goes through ``self.log``.
 
     Lean epoch loop: the Trainer hands :meth:`training_step` a whole epoch at once (an
@@ -30,7 +34,7 @@ class RegularizedModule(pl.LightningModule):
     mini-batches and the validation split), and the step runs the mini-batches with manual
     optimization, then validates. Lightning's per-step machinery (closures, hook dispatch,
     batch transfer) runs once per epoch instead of once per batch, its validation loop and
-    result collection not at all (about 2 ms per epoch saved); the data moves to the module's
+    result collection not at all; the data moves to the module's
     device once. Override :meth:`batch_loss` to change what one mini-batch optimizes.
     """
 
@@ -62,7 +66,7 @@ class RegularizedModule(pl.LightningModule):
     def training_step(self, batch: Epoch, batch_idx: int) -> None:
         """One whole epoch: every mini-batch of ``batch.train``, one optimizer step each, then
         :meth:`validate` on ``batch.val``."""
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizer = cast(torch.optim.Optimizer, self.optimizers(use_pl_optimizer=False))  # one optimizer
         backward = self._backward_fn()
         epoch = batch.to(self.device)
         for minibatch in epoch.train:
@@ -77,7 +81,8 @@ class RegularizedModule(pl.LightningModule):
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            metrics = {name: float(value) for name, value in self.evaluate(x, y).items()}
+            # x is a tuple of tensors for two-input models, whose evaluate takes one
+            metrics = {name: float(value) for name, value in self.evaluate(x, y).items()}  # type: ignore[arg-type]
         self.train(was_training)
         return metrics
 
@@ -108,6 +113,16 @@ class RegularizedModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return make_optimizer(self.net, self.reg)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the validated epochs and the last validation metrics in the checkpoint."""
+        checkpoint[EPOCHS_VALIDATED_KEY] = self.epochs_validated
+        checkpoint[VAL_METRICS_KEY] = dict(self.val_metrics)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore them, so a run resumed after its last epoch still reports its metrics."""
+        self.epochs_validated = int(checkpoint.get(EPOCHS_VALIDATED_KEY, 0))
+        self.val_metrics = dict(checkpoint.get(VAL_METRICS_KEY, {}))
 
 
 class ClassifierModule(RegularizedModule):

@@ -72,5 +72,6 @@ class TripletModule(RegularizedModule):
         return {"recall_at_1": recall_at_1(self(x), y)}
 
     def configure_optimizers(self) -> Any:
-        head = {"name": "head", "params": list(self.net.head.parameters()), "lr": self.reg.learning_rate * self.head_lr_mult}
+        head_module: nn.Module = self.net.head  # type: ignore[assignment]  # EmbeddingNet.head
+        head = {"name": "head", "params": list(head_module.parameters()), "lr": self.reg.learning_rate * self.head_lr_mult}
         return make_optimizer(self.net, self.reg, parameter_groups(self.net, self.reg, extra_groups=[head]))

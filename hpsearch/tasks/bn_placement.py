@@ -21,6 +21,7 @@ from hpsearch.params import (
     positive_int,
 )
 from hpsearch.tasks.base import DataSplits, Task
+
 PLACEMENTS = (
     *(f"fc/{b}" for b in SINGLE_INPUT_BATCHNORM),
     *(f"cnn/{b}" for b in SINGLE_INPUT_BATCHNORM),
@@ -73,6 +74,7 @@ def _build(reg: Any, options: Mapping[str, Any], data: DataSplits) -> Any:
     model, _, batchnorm = options["placement"].partition("/")
     reg = replace(reg, batchnorm=batchnorm)
     hidden, channels = options["hidden_units"], options["channels"]
+    net: Any
     if model == "fc":
         net = mlp(64, 10, hidden, 2, reg, data.train[0])
     elif model == "cnn":

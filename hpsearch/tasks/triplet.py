@@ -14,7 +14,7 @@ from hpsearch.tasks.base import DataSplits, Task
 
 CACHE_ENV = "HPSEARCH_CACHE_DIR"
 #: The pretraining recipe; part of the cache file name, so changing it retrains.
-PRETRAIN = {"channels": 16, "hidden_units": 64, "epochs": 15, "batch_size": 64, "lr": 1e-3}
+PRETRAIN: dict[str, Any] = {"channels": 16, "hidden_units": 64, "epochs": 15, "batch_size": 64, "lr": 1e-3}
 PRETRAIN_KEY = "c{channels}-h{hidden_units}-e{epochs}-b{batch_size}-lr{lr:g}-v1".format(**PRETRAIN)
 
 
@@ -25,10 +25,10 @@ def cache_dir() -> Path:
 
 def new_backbone() -> Any:
     """A fresh SmallCNN of the pretraining recipe (no batchnorm, no dropout)."""
+    import torch
+
     from hpsearch.models.cnn import SmallCNN
     from hpsearch.regularization import Regularization
-
-    import torch
 
     return SmallCNN(8, 10, PRETRAIN["channels"], PRETRAIN["hidden_units"], Regularization(), torch.zeros(1, 64))
 

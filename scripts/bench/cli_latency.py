@@ -39,9 +39,9 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'big.db'}"
-        from hpsearch.storage import open_storage
+        from hpsearch.store.connect import connect
 
-        study = optuna.create_study(storage=open_storage(url), study_name="big", direction="maximize")
+        study = optuna.create_study(storage=connect(url), study_name="big", direction="maximize")
         started = time.perf_counter()
         bulk_fill(study, args.trials)
         print(f"made a {args.trials}-trial study in {time.perf_counter() - started:.1f} s")

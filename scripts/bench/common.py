@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import yaml
+
+from hpsearch.study.config import StudyFile, parse_study
+
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import yaml  # noqa: E402
-
-from hpsearch.config import StudyFile, parse_study  # noqa: E402
 
 #: The ``search:`` section of studies/quickstart.yaml (block-style YAML, safe in str.format).
 QUICKSTART_SEARCH = yaml.safe_dump(

@@ -1,7 +1,7 @@
 """Search quality of the bounded-history TPE against full-history TPE, past the bound.
 
 Not one of the five benchmarks of docs/benchmarks.md: a check that bounding what TPE looks at
-(hpsearch.history, section 3) does not make the search worse. Both samplers (same seed,
+(hpsearch.study.history, section 3) does not make the search worse. Both samplers (same seed,
 in-memory storage, no pruner) minimize the same noisy 6-parameter function shaped like a
 regularization search (log-scaled learning rate and weight decay, keep probability, width,
 a categorical) for ``--trials`` trials, with the bound set to ``--bound`` so that it is in
@@ -23,7 +23,7 @@ import time
 import optuna
 from common import result
 
-from hpsearch.history import BoundedHistorySampler
+from hpsearch.study.history import BoundedHistorySampler
 
 NOISE = 0.05  # amplitude of the objective's per-trial noise
 

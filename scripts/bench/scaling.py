@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 import yaml
-from common import REPO, result
+from common import result
 from optuna.trial import TrialState
 
 HPSEARCH = Path(sys.executable).parent / "hpsearch"
@@ -69,8 +69,7 @@ def main() -> None:
     parser.add_argument("--single-trials", type=int, default=60, help="target of the 1-worker run")
     parser.add_argument("--sleep", type=float, default=1.0)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO / "tests"))
-    import pg
+    from hpsearch.testing import pg
 
     server = pg.start_server()
     try:

@@ -26,11 +26,11 @@ from pathlib import Path
 import optuna
 from common import QUICKSTART_SEARCH, result, study_file
 
-from hpsearch.algorithms import build_sampler
-from hpsearch.runner import open_study
-from hpsearch.study_stats import FINISHED
-from hpsearch.space import settings_for
-from hpsearch.training import evaluate, fit
+from hpsearch.run.runner import open_study
+from hpsearch.run.training import evaluate, fit
+from hpsearch.store.queries import FINISHED
+from hpsearch.study.algorithms import build_sampler
+from hpsearch.study.space import settings_for
 
 SPACE = """
 study: {name}
@@ -91,8 +91,8 @@ def epochs_to_reach(curve: list[tuple[int, float]], target: float) -> int | None
 def test_accuracy(side: dict) -> float:
     """Test accuracy of the side's best configuration, retrained with the trial's seed."""
     objective, best = side["objective"], side["study"].best_trial
-    settings = settings_for(best.params, objective.config, objective.task)
-    fitted = fit(objective.task, settings, objective.data, max_epochs=objective.config.max_epochs, seed=best.user_attrs["seed"])
+    settings = settings_for(best.params, objective.definition.config, objective.definition.task)
+    fitted = fit(objective.definition.task, settings, objective.data, max_epochs=objective.definition.config.max_epochs, seed=best.user_attrs["seed"])
     return evaluate(fitted.model, objective.data.test)["acc"]
 
 

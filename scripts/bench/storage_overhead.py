@@ -2,7 +2,7 @@
 
 A no-op objective over the real regularization space (the quickstart search: 6 parameters,
 3 intermediate reports per trial) runs through hpsearch's path: the study opened by
-``hpsearch.storage.open_storage``, the default TPE sampler, ``space.suggest`` and the runner's
+``hpsearch.store.connect.connect``, the default TPE sampler, ``space.suggest`` and the runner's
 stop-at-target callback. The study is first filled to N finished trials (bulk insert through
 Optuna's ORM models, see fake_trials.py); one untimed trial loads the study into Optuna's
 per-process trial cache (its time is printed), then ``--measure`` more trials are timed.
@@ -26,9 +26,9 @@ import optuna
 from common import QUICKSTART_SEARCH, result, study_file
 from fake_trials import bulk_fill
 
-from hpsearch.runner import _StopAtTarget
-from hpsearch.space import suggest
-from hpsearch.storage import open_storage
+from hpsearch.run.runner import _StopAtTarget
+from hpsearch.store.connect import connect
+from hpsearch.study.space import suggest
 from hpsearch.tasks import resolve_task
 
 WARMUP = 1  # untimed trials first: they load the study into Optuna's per-process trial cache
@@ -59,9 +59,9 @@ def time_hpsearch(url: str, name: str, n: int, measure: int) -> tuple[float, flo
     """ms per trial through hpsearch's storage, sampler, suggest and stop callback."""
     sf = study_file(TEXT.format(name=name, trials=n + measure, search=QUICKSTART_SEARCH))
     task = resolve_task("digits-mlp")
-    from hpsearch.algorithms import build_sampler
+    from hpsearch.study.algorithms import build_sampler
 
-    study = optuna.create_study(storage=open_storage(url), study_name=name, direction="maximize",
+    study = optuna.create_study(storage=connect(url), study_name=name, direction="maximize",
                                 sampler=build_sampler(sf.config.sampler, 0), load_if_exists=True)
     bulk_fill(study, n)
     stopper = _StopAtTarget(n + WARMUP + measure, "val_acc", None)

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hpsearch.config import parse_study
 from hpsearch.regularization import make_optimizer
-from hpsearch.space import settings_for
+from hpsearch.study.config import parse_study
+from hpsearch.study.space import settings_for
 from hpsearch.tasks import resolve_task
 
 STUDY = """
@@ -78,8 +78,8 @@ def raw_loop(epochs: int, seed: int) -> tuple[float, float]:
 
 def open_bench_study(epochs: int, db: Path):  # noqa: ANN201 - (study, objective)
     """The benchmark study on a real SQLite file, opened the way ``hpsearch optimize`` does."""
-    from hpsearch.config import StudyFile
-    from hpsearch.runner import open_study
+    from hpsearch.run.runner import open_study
+    from hpsearch.study.config import StudyFile
 
     text = STUDY.format(epochs=epochs)
     return open_study(StudyFile(path="<bench>", text=text, config=parse_study(text)), f"sqlite:///{db}")
@@ -92,7 +92,7 @@ def hpsearch_trial(study, objective) -> tuple[float, float]:  # noqa: ANN001
     study.optimize(objective, n_trials=1)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     last = study.trials[-1]
-    assert last.state.name == "COMPLETE" and last.user_attrs["epochs"] == objective.config.max_epochs
+    assert last.state.name == "COMPLETE" and last.user_attrs["epochs"] == objective.definition.config.max_epochs
     return seconds, cpu_seconds
 
 

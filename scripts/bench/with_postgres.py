@@ -1,4 +1,4 @@
-"""Run a command with a private PostgreSQL server on 127.0.0.1 (the test suite's tests/pg.py):
+"""Run a command with a private PostgreSQL server on 127.0.0.1 (the test suite's hpsearch.testing.pg):
 the server's URL of a fresh database is in $HPSEARCH_BENCH_PG; the server is removed after.
 
     python scripts/bench/with_postgres.py -- python storage_overhead.py
@@ -9,11 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-
-import pg  # noqa: E402
+from hpsearch.testing import pg
 
 
 def main() -> int:

@@ -1,0 +1,132 @@
+"""Data extraction for the report: one pass over the study's trials into plain records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.study.meta import StudyMeta
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A searched parameter: its name, whether it is categorical, log-scaled, and its choices."""
+
+    name: str
+    categorical: bool
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the report needs of one finished trial."""
+
+    number: int
+    state: str  # "complete" or "pruned"
+    value: float | None  # the objective value (complete) or the last reported metric (pruned)
+    params: dict[str, Any]
+    gap: float | None  # user attr ``train_val_gap``
+    steps: tuple[int, ...]
+    intermediate: tuple[float, ...]
+
+
+@dataclass
+class StudyData:
+    """A study reduced to what the report shows."""
+
+    name: str
+    metric: str
+    direction: str
+    task: str | None
+    study_file: str | None
+    counts: Counter
+    params: list[ParamInfo]
+    trials: list[TrialRecord]  # complete and pruned, in trial-number order
+    best: FrozenTrial | None
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.state == "complete"]
+
+    def scored(self) -> tuple[list[int], list[float]]:
+        """Numbers and values of the complete trials that have a value."""
+        pairs = [(t.number, t.value) for t in self.complete if t.value is not None]
+        return [n for n, _ in pairs], [v for _, v in pairs]
+
+    @property
+    def meta(self) -> StudyMeta:
+        return StudyMeta(self.name, self.metric, self.direction)
+
+
+
+def _param_info(name: str, dist: optuna.distributions.BaseDistribution) -> ParamInfo:
+    if isinstance(dist, CategoricalDistribution):
+        return ParamInfo(name, True, choices=tuple(dist.choices))
+    log = isinstance(dist, (FloatDistribution, IntDistribution)) and bool(dist.log)
+    return ParamInfo(name, False, log=log)
+
+
+def _record(t: FrozenTrial, metric: str) -> TrialRecord:
+    steps = tuple(sorted(t.intermediate_values))
+    values = tuple(float(t.intermediate_values[s]) for s in steps)
+    if t.state == TrialState.COMPLETE:
+        value: float | None = t.value
+    else:
+        last = t.user_attrs.get(metric)
+        value = float(last) if isinstance(last, (int, float)) else (values[-1] if values else None)
+    gap = t.user_attrs.get("train_val_gap")
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name.lower(),
+        value=value,
+        params=dict(t.params),
+        gap=float(gap) if isinstance(gap, (int, float)) else None,
+        steps=steps,
+        intermediate=values,
+    )
+
+
+def extract(study: optuna.Study) -> StudyData:
+    """Read every trial of ``study`` once and keep what the report needs."""
+    all_trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
+    meta = StudyMeta.of(study)
+    metric = meta.metric
+    counts = Counter(t.state.name.lower() for t in all_trials)
+    dists: dict[str, optuna.distributions.BaseDistribution] = {}
+    records = []
+    for t in all_trials:
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        for name, dist in t.distributions.items():
+            dists.setdefault(name, dist)
+        records.append(_record(t, metric))
+    complete = [t for t in all_trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = meta.best(complete, key=lambda t: t.value) if complete else None
+    return StudyData(
+        name=study.study_name,
+        metric=metric,
+        direction=meta.direction,
+        task=attrs.get("task"),
+        study_file=attrs.get("study_file"),
+        counts=counts,
+        params=[_param_info(n, d) for n, d in sorted(dists.items())],
+        trials=records,
+        best=best,
+        user_attrs=dict(attrs),
+    )
+
+
+def best_so_far(values: list[float], meta: StudyMeta) -> list[float]:
+    """Running best of ``values`` in order."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else meta.best((out[-1], v)))
+    return out

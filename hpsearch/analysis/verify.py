@@ -1,0 +1,279 @@
+"""Multi-seed verification: retrain the top-K configurations of a study with fresh seeds and
+score them on the held-out test split, which the search never sees.
+
+Results live in the same database as a linked study ``NAME:verify``: one trial per
+(configuration, seed), carrying the configuration as its params and the seed, source trial and
+rank as user attrs, its value the test metric. Re-running skips pairs already complete there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.analysis.stats import CONFIDENCE, PairedTest, paired_test, summarize
+from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
+from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key
+
+log = logging.getLogger(__name__)
+
+VERIFY_SUFFIX = ":verify"
+# Verification seeds start far above the search's per-trial seeds (study seed + trial number).
+SEED_OFFSET = 1_000_000
+
+__all__ = ["ConfigStats", "PairedTest", "VerifyResult", "VerifyProgress", "run_verify", "load_verification",
+           "paired_test", "summarize", "verify_study_name"]
+
+
+def verify_study_name(study_name: str) -> str:
+    """The name of the linked study that holds the verification runs of ``study_name``."""
+    return study_name + VERIFY_SUFFIX
+
+
+def config_key(params: dict[str, Any]) -> str:
+    """A stable text key of a configuration (its searched params)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def verify_seeds(study_seed: int, n: int) -> list[int]:
+    """The ``n`` fresh seeds used for every configuration (the same seeds for each, so runs
+    pair up by seed)."""
+    return [study_seed + SEED_OFFSET + i for i in range(n)]
+
+
+@dataclass(frozen=True)
+class ConfigStats:
+    """Test-split results of one configuration over its seeds."""
+
+    rank: int
+    source_trial: int
+    search_value: float
+    params: dict[str, Any]
+    seeds: list[int]
+    values: list[float]
+    n: int
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass
+class VerifyResult:
+    """What ``hpsearch verify`` reports (``--json`` prints :meth:`as_dict`)."""
+
+    study: str
+    verify_study: str
+    metric: str
+    direction: str
+    confidence: float
+    configs: list[ConfigStats] = field(default_factory=list)
+    paired: PairedTest | None = None
+    ran: int = 0
+    skipped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyProgress:
+    """One finished verification run, for progress display."""
+
+    done: int
+    total: int
+    rank: int
+    seed: int
+    value: float | None
+    error: str | None
+    seconds: float
+
+
+def _value(trial: FrozenTrial) -> float:
+    """The objective value of a complete single-objective trial."""
+    assert trial.value is not None, f"trial {trial.number} has no value"
+    return trial.value
+
+
+def top_configs(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The best ``k`` complete trials with distinct configurations, best first."""
+    meta = StudyMeta.of(study)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = sorted(trials, key=lambda t: (meta.sort_key(_value(t)), t.number))
+    picked: list[FrozenTrial] = []
+    seen: set[str] = set()
+    for t in trials:
+        key = config_key(t.params)
+        if key not in seen:
+            seen.add(key)
+            picked.append(t)
+        if len(picked) == k:
+            break
+    return picked
+
+
+def _open_verify_study(url: str, source: optuna.Study) -> optuna.Study:
+    from hpsearch.store.connect import connect
+
+    name = verify_study_name(source.study_name)
+    study = optuna.create_study(storage=connect(url), study_name=name, direction=source.direction, load_if_exists=True)
+    wanted = {"source_study": source.study_name, METRIC_ATTR: StudyMeta.of(source).test_metric, "split": "test"}
+    for key, value in wanted.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    return study
+
+
+def _complete_runs(vstudy: optuna.Study) -> dict[tuple[str, int], float]:
+    """Test values of the complete runs by (configuration key, seed)."""
+    return {
+        (str(t.user_attrs.get("config")), int(t.user_attrs["seed"])): float(t.value)
+        for t in vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "seed" in t.user_attrs and t.value is not None
+    }
+
+
+def _stats(vstudy: optuna.Study, configs: list[FrozenTrial], seeds: list[int]) -> list[ConfigStats]:
+    by_pair = _complete_runs(vstudy)
+    out = []
+    for rank, trial in enumerate(configs, start=1):
+        key = config_key(trial.params)
+        got = [(s, by_pair[(key, s)]) for s in seeds if (key, s) in by_pair]
+        values = [v for _, v in got]
+        seeds_done = [s for s, _ in got]
+        out.append(ConfigStats(rank, trial.number, _value(trial), dict(trial.params), seeds_done, values, len(values), *summarize(values)))
+    return out
+
+
+@dataclass(frozen=True)
+class _Verification:
+    """The source study's definition and data, and the linked study the runs go into."""
+
+    definition: Any  # hpsearch.study.definition.StudyDefinition
+    vstudy: optuna.Study
+    data: Any  # DataSplits, loaded only when there is something to run
+
+
+def run_verify(
+    study_name: str,
+    storage_url: str,
+    top: int,
+    seeds: int,
+    on_progress: Callable[[VerifyProgress], None] | None = None,
+) -> VerifyResult:
+    """Retrain the top-``top`` configurations of ``study_name`` with ``seeds`` fresh seeds each,
+    for the study's full ``max_epochs`` without pruning, and score each on the test split.
+
+    (configuration, seed) pairs already complete in ``NAME:verify`` are not run again.
+    """
+    from hpsearch.store.queries import load_study
+
+    if top < 1 or seeds < 1:
+        raise ConfigError(f"--top and --seeds must be >= 1, got --top {top} --seeds {seeds}")
+    if study_name.endswith(VERIFY_SUFFIX):
+        raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
+    source = load_study(study_name, storage_url)
+    definition = _stored_definition(source)
+    configs = top_configs(source, top)
+    if not configs:
+        raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
+    seed_list = verify_seeds(definition.config.seed, seeds)
+    vstudy = _open_verify_study(storage_url, source)
+    done = set(_complete_runs(vstudy))
+    todo = [(rank, t, s) for rank, t in enumerate(configs, 1) for s in seed_list if (config_key(t.params), s) not in done]
+    meta = definition.meta
+    result = VerifyResult(study_name, vstudy.study_name, meta.test_metric, meta.direction, CONFIDENCE)
+    result.skipped = len(configs) * len(seed_list) - len(todo)
+    run = _Verification(definition, vstudy, definition.task.load_data(definition.config.seed) if todo else None)
+    for i, (rank, trial, seed) in enumerate(todo, start=1):
+        progress = _run_one(run, rank, trial, seed)
+        result.ran += 1
+        if on_progress is not None:
+            on_progress(VerifyProgress(i, len(todo), *progress))
+    result.configs = _stats(vstudy, configs, seed_list)
+    if len(result.configs) >= 2:
+        result.paired = paired_test(result.configs[0], result.configs[1], meta.maximize)
+    return result
+
+
+def _stored_definition(source: optuna.Study) -> Any:
+    """The definition of the study file stored with ``source`` (checked against its task)."""
+    from hpsearch.study.config import StudyFile, parse_study
+    from hpsearch.study.definition import define
+
+    text = source.user_attrs.get("study_file")
+    if not text:
+        raise StudyNotFoundError(
+            f"study {source.study_name!r} has no stored study file (user attr 'study_file'); was it made by hpsearch optimize?"
+        )
+    where = f"{source.study_name} (stored study file)"
+    return define(StudyFile(path=where, text=text, config=parse_study(text, where)))
+
+
+def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tuple[int, int, float | None, str | None, float]:
+    """Retrain one configuration with one seed and store the run as a trial of the linked
+    study; returns ``(rank, seed, value, error, seconds)`` for the progress report."""
+    from hpsearch.run.training import evaluate, fit
+    from hpsearch.study.space import settings_for
+
+    definition, vstudy = run.definition, run.vstudy
+    # The enqueued trial fixes the params to the configuration; ask() pops it.
+    attrs = {"config": config_key(trial.params), "seed": seed, "rank": rank, "source_trial": trial.number, "split": "test"}
+    vstudy.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
+    vtrial = vstudy.ask(fixed_distributions=dict(trial.distributions))
+    if vtrial.params != trial.params:  # another process popped our enqueued trial first
+        for key, attr in attrs.items():
+            vtrial.set_user_attr(key, attr)
+        vstudy.tell(vtrial, state=TrialState.FAIL)
+        raise RuntimeError(f"{vstudy.study_name}: another process is adding trials; run verify from one process at a time")
+    settings = settings_for(trial.params, definition.config, definition.task)
+    try:
+        fitted = fit(definition.task, settings, run.data, max_epochs=definition.config.max_epochs, seed=seed)
+    except BaseException:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
+        vtrial.set_user_attr("fail_reason", "interrupted")
+        vstudy.tell(vtrial, state=TrialState.FAIL)
+        raise
+    value: float | None = None
+    error = describe_exception(fitted.error) if fitted.error is not None else None
+    if error is None:
+        value = evaluate(fitted.model, run.data.test).get(metric_key(definition.metric))
+        if value is None or not math.isfinite(value):
+            value, error = None, f"the model reported no finite {metric_key(definition.metric)!r} on the test split"
+    if error is None:
+        vtrial.set_user_attr("epochs", fitted.epochs)
+        vtrial.set_user_attr("wall_seconds", round(fitted.seconds, 3))
+        vstudy.tell(vtrial, value)
+    else:
+        vtrial.set_user_attr("fail_reason", error)
+        vstudy.tell(vtrial, state=TrialState.FAIL)
+    return rank, seed, value, error, fitted.seconds
+
+
+def load_verification(study_name: str, url: str) -> list[dict[str, Any]] | None:
+    """Stored verification results of ``study_name`` grouped by configuration (for the report),
+    or ``None`` when ``verify`` has not been run."""
+    from hpsearch.store.queries import load_study
+
+    try:
+        vstudy = load_study(verify_study_name(study_name), url)
+    except StudyNotFoundError:
+        return None
+    groups: dict[str, dict[str, Any]] = {}
+    for t in vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = str(t.user_attrs.get("config"))
+        attrs = t.user_attrs
+        g = groups.setdefault(key, {"rank": attrs.get("rank"), "source_trial": attrs.get("source_trial"), "params": dict(t.params),
+                                    "seeds": [], "values": []})
+        g["seeds"].append(t.user_attrs.get("seed"))
+        g["values"].append(_value(t))
+    rows = []
+    for g in sorted(groups.values(), key=lambda g: (g["rank"] is None, g["rank"])):
+        s = summarize(g["values"])
+        rows.append({**g, "n": len(g["values"]), "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high})
+    return rows

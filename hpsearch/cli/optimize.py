@@ -1,0 +1,151 @@
+"""``hpsearch optimize``: run a study file, alone or as a local pool of workers."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping
+
+import click
+
+from hpsearch.cli.common import CliContext, pass_cli, storage_options
+
+
+@click.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@storage_options
+@click.option("--study-name", help="Study name in the database [default: the file's `study`].")
+@click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
+@click.option("--max-epochs", type=int, help="Training epochs of one trial (the pruning resource).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop starting new trials after S seconds.")
+@click.option("--seed", type=int, help="Study seed: data split, sampler, per-trial seeds.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Worker processes on this node, all on the same study; torch threads per worker = cores // K, "
+    "worker i uses GPU i mod G. Finished trials end between the target and target + K - 1.",
+)
+@click.option(
+    "--worker-index", type=click.IntRange(min=0), envvar="HPSEARCH_WORKER_INDEX", default=0, show_default=True,
+    help="Index of this worker among workers started together on a cluster (job array index); "
+    "offsets the sampler seed so they explore different points (with --workers K the local workers "
+    "get I*K ... I*K+K-1) [env: HPSEARCH_WORKER_INDEX].",
+)
+@click.option(
+    "--heartbeat", type=click.IntRange(min=0),
+    help="Seconds between heartbeats of a running trial; 0 turns heartbeats off (then a trial of a "
+    "killed worker stays RUNNING and is not re-run) [default: 10 for worker runs (--workers K > 1, "
+    "or a server database such as PostgreSQL); 0 for a single process on SQLite].",
+)
+@click.option(
+    "--grace", type=click.IntRange(min=1), default=30, show_default=True,
+    help="Seconds without heartbeat after which a running trial counts as dead: it is failed and "
+    "re-run with the same parameters.",
+)
+@click.option(
+    "--checkpoint-dir", type=click.Path(file_okay=False), envvar="HPSEARCH_CHECKPOINT_DIR",
+    help="Save each trial after every epoch under this directory (shared storage on a cluster) so a "
+    "re-run of a dead worker's trial resumes from its last epoch; removed when the trial finishes "
+    "[env: HPSEARCH_CHECKPOINT_DIR; default: no checkpoints].",
+)
+@click.option("--pool-worker", is_flag=True, hidden=True, help="Internal: run as one worker of --workers K.")
+@pass_cli
+def optimize(
+    cli: CliContext,
+    study_file: str,
+    study_name: str | None,
+    trials: int | None,
+    max_epochs: int | None,
+    timeout: float | None,
+    seed: int | None,
+    workers: int,
+    worker_index: int,
+    heartbeat: int | None,
+    grace: int,
+    checkpoint_dir: str | None,
+    pool_worker: bool,
+) -> None:
+    """Run the study in STUDY_FILE until it holds its target of finished trials.
+
+    Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
+    line per trial and, at the end, the best trial's settings. Several workers (--workers K, or
+    the same command on several nodes against one PostgreSQL database) share the study.
+    SIGINT/SIGTERM fail the running trial and exit with 130/143.
+    """
+    from hpsearch.api import load_study_file
+    from hpsearch.store.heartbeat import heartbeat_for
+
+    definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed)
+    beat = heartbeat_for(cli.url, heartbeat, grace, shared=workers > 1 or pool_worker)
+    if workers > 1:
+        forwarded = {
+            "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
+            "--seed": seed, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
+            "--checkpoint-dir": checkpoint_dir,
+        }
+        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers))
+    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker)
+
+
+def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,
+               worker_index: int, pool_worker: bool) -> None:
+    """One process: a banner, one line per trial, the closing summary (a pool worker prints
+    only its prefixed trial lines)."""
+    from hpsearch.console import progress_line, study_result
+    from hpsearch.run import signals
+    from hpsearch.run.runner import run_study
+    from hpsearch.store.urls import mask_url
+
+    config = definition.config
+
+    def banner(study: Any, finished: int) -> None:
+        if not pool_worker:
+            click.echo(
+                f"study {config.study!r} on {mask_url(cli.url)}: {finished}/{config.trials} finished trials, "
+                f"{config.max_epochs} epochs each, task {config.task}"
+            )
+
+    prefix = f"[w{worker_index}] " if pool_worker else ""
+    signals.install()
+    study = run_study(
+        definition, cli.url, timeout=timeout, on_progress=lambda p: click.echo(progress_line(p, prefix)), on_start=banner,
+        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
+    )
+    if not pool_worker:
+        click.echo(study_result(study, config.trials))
+
+
+def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int) -> int:
+    """``--workers K``: a banner, the workers' own lines, then the summary; returns the exit code."""
+    import signal
+
+    from hpsearch.console import study_result
+    from hpsearch.run.workers import PoolStart, describe_exit, run_local_pool
+    from hpsearch.store.urls import mask_url
+
+    config = definition.config
+
+    def banner(start: PoolStart) -> None:
+        click.echo(
+            f"study {config.study!r} on {mask_url(cli.url)}: {start.finished}/{config.trials} finished "
+            f"trials, {config.max_epochs} epochs each, task {config.task}; {start.workers} workers, "
+            f"{start.threads} torch thread(s) each" + (f", GPUs {','.join(start.gpus)}" if start.gpus else "")
+        )
+
+    outcome = run_local_pool(definition, cli.url, workers, forwarded, cli.root_options(), first_index, on_start=banner)
+    for index in outcome.result.failed:
+        click.echo(f"worker {index}: {describe_exit(outcome.result.returncodes[index])}", err=True)
+    if outcome.result.signal is not None:
+        click.echo(
+            f"interrupted by {signal.Signals(outcome.result.signal).name}: the running trials were marked FAIL; "
+            "run the same command to continue", err=True,
+        )
+        return outcome.exit_code
+    click.echo(study_result(outcome.study, config.trials))
+    if outcome.short_of_target:
+        click.echo(
+            f"error: {len(outcome.result.failed)} of {workers} workers failed; the study holds "
+            f"{outcome.finished}/{config.trials} finished trials", err=True,
+        )
+    return outcome.exit_code
+
+
+COMMANDS = [optimize]

@@ -1,0 +1,105 @@
+"""Commands that list and export results: ``studies``, ``best``, ``trials``, and ``tasks``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from hpsearch.cli.common import CliContext, pass_cli, storage_options
+
+STUDY_COLUMNS = ["study", "direction", "complete", "pruned", "fail", "running", "best"]
+
+
+@click.command()
+@storage_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@pass_cli
+def studies(cli: CliContext, as_json: bool) -> None:
+    """List the studies in the database with trial counts per state and the best value."""
+    from hpsearch.console import table
+    from hpsearch.store.connect import connect
+    from hpsearch.store.queries import study_rows
+
+    rows = study_rows(connect(cli.url, create=False))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no studies in this database")
+    else:
+        click.echo(table(STUDY_COLUMNS, [[r[c] for c in STUDY_COLUMNS] for r in rows]))
+
+
+@click.command()
+@click.argument("study_name")
+@storage_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="json: {study, metric, direction, value, params, trial}; yaml: the settings as a `fixed:` "
+    "block to paste into a study file or training config.",
+)
+# Kept for scripts written against hpsearch 0.1: the same as --format json.
+@click.option("--json", "as_json", is_flag=True, hidden=True)
+@pass_cli
+def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
+    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
+    from hpsearch.api import best_trial
+    from hpsearch.console import fmt_value, settings_table
+
+    fmt = "json" if as_json else fmt
+    result = best_trial(study_name, cli.url)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif fmt == "yaml":
+        from hpsearch.analysis.export import best_yaml
+
+        click.echo(best_yaml(result), nl=False)
+    else:
+        click.echo(f"study {result.study}: best trial #{result.trial}, {result.metric} = {fmt_value(result.value)} ({result.direction})")
+        click.echo(settings_table(result.params))
+
+
+@click.command()
+@click.argument("study_name")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV file to write ('-' for stdout).")
+@storage_options
+@pass_cli
+def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
+    """Export every trial of STUDY_NAME as CSV: number, state, value, duration, params_*,
+    user_attrs_*."""
+    from hpsearch.analysis.export import csv_target, write_trials_csv
+    from hpsearch.store.queries import load_study
+
+    study = load_study(study_name, cli.url)
+    if csv_path == "-":
+        write_trials_csv(study, sys.stdout)
+        return
+    target = csv_target(csv_path)
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        n = write_trials_csv(study, fh)
+    click.echo(f"wrote {n} trials to {target}")
+
+
+@click.command()
+def tasks() -> None:
+    """List the built-in tasks, their default metric and the parameters each understands."""
+    from hpsearch.params import REGULARIZATION_DEFAULTS
+    from hpsearch.tasks import builtin_task_names, resolve_task
+
+    for name in builtin_task_names():
+        task = resolve_task(name)
+        click.echo(f"{name}: {task.description}; metric {task.metric} ({task.direction}); metrics {', '.join(task.metrics)}")
+        defaults: dict[str, Any] = {**REGULARIZATION_DEFAULTS, **task.defaults}
+        for pname, spec in sorted(task.params.items()):
+            default = defaults.get(pname)
+            suffix = f" [default {default}]" if default is not None else ""
+            click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
+
+
+COMMANDS = [studies, best, trials, tasks]

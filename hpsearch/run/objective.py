@@ -1,0 +1,131 @@
+"""One trial: sample settings, fit with pruning, record user attrs, map failures to states.
+
+This is the only module that knows both the Optuna trial and the Lightning Trainer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from hpsearch.errors import NonFiniteLossError, describe_exception
+from hpsearch.run import signals
+from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
+from hpsearch.run.pruning import EpochPruning
+from hpsearch.run.training import FitResult, evaluate, fit
+from hpsearch.store.queries import set_trial_user_attrs, trial_id
+from hpsearch.study.definition import StudyDefinition
+from hpsearch.study.meta import metric_key, train_metric
+from hpsearch.study.space import TrialSettings, settings_for, suggest
+from hpsearch.tasks.base import DataSplits
+
+# Which process ran a trial (``host:pid``): stored with every trial, to trace a trial to its
+# worker (node logs, a worker killed mid-trial).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Callable Optuna objective for a study definition.
+
+    The trial's seed is ``config.seed + trial.number``: it seeds model initialization and
+    batch order, so one worker reproduces its results for a given study seed. A re-run of a
+    stale trial (its worker died) keeps the original trial's seed and, with ``checkpoints``,
+    resumes from the original's last epoch. SIGINT/SIGTERM inside a trial fail it with the
+    reason stored in ``fail_reason``. ``started`` collects the ids of trials this process ran.
+    """
+
+    definition: StudyDefinition
+    data: DataSplits
+    checkpoints: CheckpointDir | None = None
+    started: list[int] = field(default_factory=list, compare=False)
+
+    @property
+    def metric(self) -> str:
+        return self.definition.metric
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.started.append(trial_id(trial))
+        try:
+            with signals.trial_body():
+                return self._run(trial)
+        except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
+            trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
+        config, task = self.definition.config, self.definition.task
+        root = root_trial_number(trial)
+        seed = config.seed + root
+        settings = settings_for(suggest(trial, config, task), config, task)
+        set_trial_user_attrs(trial, {"seed": seed, "worker": WORKER_ID})
+        checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
+        data = task.data_for(self.data, settings.options)
+        result = self._fit(trial, settings, data, seed, checkpoint)
+        if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
+            trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
+        set_trial_user_attrs(trial, self._result_attrs(result, data))
+        return self._outcome(trial, result)
+
+    def _fit(
+        self, trial: optuna.Trial, settings: TrialSettings, data: DataSplits, seed: int, checkpoint: EpochCheckpoint | None
+    ) -> FitResult:
+        """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
+        callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)]
+        if checkpoint is not None:
+            callbacks.append(checkpoint)
+        try:
+            return fit(
+                self.definition.task,
+                settings,
+                data,
+                max_epochs=self.definition.config.max_epochs,
+                seed=seed,
+                callbacks=callbacks,
+                ckpt_path=str(checkpoint.path) if checkpoint is not None and checkpoint.path.exists() else None,
+            )
+        finally:
+            if checkpoint is not None:
+                checkpoint.remove()
+
+    def _result_attrs(self, result: FitResult, data: DataSplits) -> dict[str, object]:
+        """User attrs of a finished fit: epochs, time, device, losses, the metric and, when the
+        fit produced a metric, its training-split value and the train–validation gap."""
+        value = result.metrics.get(self.metric)
+        attrs: dict[str, object] = {
+            "epochs": result.epochs,
+            "wall_seconds": round(result.seconds, 3),
+            "device": result.device,
+            "final_train_loss": result.train_loss,
+            self.metric: value,
+        }
+        stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))
+        if value is not None and (result.error is None or stopped_early):
+            train_value = evaluate(result.model, data.train).get(metric_key(self.metric))
+            if train_value is not None:
+                attrs[train_metric(self.metric)] = train_value
+                attrs["train_val_gap"] = self.definition.meta.gap(train_value, value)
+        return attrs
+
+    def _outcome(self, trial: optuna.Trial, result: FitResult) -> float:
+        """The trial's value, or the exception that makes it PRUNED or FAIL (reason stored)."""
+        error = result.error
+        if isinstance(error, optuna.TrialPruned):
+            trial.set_user_attr("pruned_reason", f"pruner stopped it after epoch {result.epochs - 1}")
+            raise error
+        if isinstance(error, NonFiniteLossError):
+            trial.set_user_attr("pruned_reason", str(error))
+            raise optuna.TrialPruned(str(error))
+        if error is not None:
+            trial.set_user_attr("fail_reason", describe_exception(error))
+            raise error
+        value = result.metrics.get(self.metric)
+        if value is None:
+            reason = f"the model logged no {self.metric!r}; it logged {sorted(result.metrics)}"
+            trial.set_user_attr("fail_reason", reason)
+            raise RuntimeError(reason)
+        return value

@@ -1,0 +1,245 @@
+"""The optimize loop: open the study, run trials until the study-wide target is reached."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+import hpsearch
+from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.run import signals
+from hpsearch.run.checkpoints import CheckpointDir
+from hpsearch.run.objective import Objective
+from hpsearch.store.connect import connect
+from hpsearch.store.heartbeat import Heartbeat
+from hpsearch.store.queries import fail_if_running, fail_stale_trials, finished_trials, late_heartbeats
+from hpsearch.store.urls import mask_url
+from hpsearch.study.algorithms import build_pruner, build_sampler
+from hpsearch.study.config import StudyFile
+from hpsearch.study.definition import StudyDefinition, define
+from hpsearch.study.meta import METRIC_ATTR, best_or_none
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 10
+# Sampler seed offset between workers started together (they all see the same trial count).
+WORKER_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot after one trial, for progress display."""
+
+    trial: FrozenTrial
+    finished: int
+    target: int
+    best: FrozenTrial | None
+    elapsed: float
+    metric: str
+
+
+class StudyFailingError(HPSearchError):
+    """Every recent trial failed: the study stops instead of failing forever."""
+
+
+class _StopAtTarget:
+    """Optuna callback: stop when the study (all workers) has ``target`` finished trials,
+    or after too many consecutive failures; report progress after every trial."""
+
+    def __init__(self, target: int, metric: str, on_progress: Callable[[Progress], None] | None) -> None:
+        self.target = target
+        self.metric = metric
+        self.on_progress = on_progress
+        self.started = time.perf_counter()
+        self.failures_in_row = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        finished = finished_trials(study)  # one COUNT query: cheap also in a 10,000-trial study
+        self.failures_in_row = self.failures_in_row + 1 if trial.state == TrialState.FAIL else 0
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(trial, finished, self.target, best_or_none(study), time.perf_counter() - self.started, self.metric)
+            )
+        if finished >= self.target or self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or signals.received():
+            study.stop()
+
+
+def create_or_load(
+    definition: StudyDefinition, url: str, heartbeat: Heartbeat | None = None, pruner: optuna.pruners.BasePruner | None = None
+) -> optuna.Study:
+    """The study named in the definition on the database at ``url``, created if missing; a
+    stored direction that differs from the file's is a :class:`ConfigError`."""
+    config = definition.config
+    study = optuna.create_study(
+        storage=connect(url, heartbeat=heartbeat), study_name=config.study, direction=StudyDirection[definition.direction.upper()],
+        pruner=pruner, load_if_exists=True,
+    )
+    stored = study.direction.name.lower()
+    if stored != definition.direction:
+        raise ConfigError(
+            f"{definition.path}: direction: study {config.study!r} in {mask_url(url)} "
+            f"was created to {stored}, the file says {definition.direction}"
+        )
+    return study
+
+
+def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
+    """Store the study file, metric, task and version as study user attrs (only what changed);
+    a study that optimizes another metric is a :class:`ConfigError`."""
+    attrs = study.user_attrs
+    metric = definition.metric
+    if attrs.get(METRIC_ATTR, metric) != metric:
+        raise ConfigError(
+            f"{definition.path}: metric: study {definition.config.study!r} optimizes {attrs[METRIC_ATTR]!r}, the file says {metric!r}"
+        )
+    if attrs.get("study_file") != definition.text:
+        study.set_user_attr("study_file", definition.text)
+        study.set_user_attr("study_file_path", definition.path)
+    wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
+    for key, value in wanted.items():
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
+
+
+def open_study(
+    study_file: Union[StudyFile, StudyDefinition],
+    storage_url: str,
+    heartbeat: Heartbeat | None = None,
+    checkpoint_dir: str | Path | None = None,
+    worker_index: int = 0,
+) -> tuple[optuna.Study, Objective]:
+    """Validate, then create or load the study (sampler, pruner, user attrs) and build its
+    objective. All validation happens before the database is touched. See :func:`run_study`
+    for ``heartbeat``, ``checkpoint_dir`` and ``worker_index``."""
+    definition = define(study_file)
+    config = definition.config
+    build_sampler(config.sampler, config.seed, definition.path)  # validates options early
+    pruner = build_pruner(config.pruner, config.max_epochs, definition.path)
+    study = create_or_load(definition, storage_url, heartbeat, pruner)
+    # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
+    # already there, so its sampler does not replay the first run's proposals; workers started
+    # together (same trial count) are told apart by their index.
+    sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
+    study.sampler = build_sampler(config.sampler, sampler_seed)
+    _record_definition(study, definition)
+    data = definition.task.load_data(config.seed)
+    # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
+    for key, value in dict(data.info.get("study_user_attrs", {})).items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    checkpoints = CheckpointDir(Path(checkpoint_dir), config.study) if checkpoint_dir else None
+    return study, Objective(definition, data, checkpoints)
+
+
+def run_study(
+    study_file: Union[StudyFile, StudyDefinition],
+    storage_url: str,
+    timeout: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[optuna.Study, int], None] | None = None,
+    heartbeat: Heartbeat | None = None,
+    checkpoint_dir: str | Path | None = None,
+    worker_index: int = 0,
+) -> optuna.Study:
+    """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
+    (complete + pruned) trials in total; returns the Optuna study.
+
+    Bad input raises before anything is written. Re-running a finished study runs no trial;
+    an interrupted one runs only the rest. ``on_start(study, finished)`` is called once the
+    study is open, ``on_progress`` after every trial.
+
+    Several workers (processes, nodes) may run the same study at once: each stops once the
+    study as a whole holds the target, so K workers end with between ``trials`` and
+    ``trials + K - 1`` finished trials. ``heartbeat`` (``None``: off) lets a surviving worker
+    fail and re-run the trial of a dead one; ``checkpoint_dir`` makes such a re-run resume
+    from the dead trial's last epoch. ``worker_index`` offsets the sampler seed so workers
+    started together explore different points. A SIGINT/SIGTERM (after
+    :func:`hpsearch.run.signals.install`) fails the running trial and raises
+    :class:`hpsearch.run.signals.Interrupted`.
+    """
+    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index)
+    target = objective.definition.config.trials
+    finished = finished_trials(study)
+    if on_start is not None:
+        on_start(study, finished)
+    if finished >= target:
+        log.info("study %s already has %d/%d finished trials", study.study_name, finished, target)
+        return study
+    stopper = _StopAtTarget(target, objective.definition.metric, on_progress)
+    try:
+        with signals.deferred():
+            _optimize(study, objective, stopper, timeout)
+            signals.raise_if_received()
+            if heartbeat is not None:
+                _settle_running(study, heartbeat)
+    finally:
+        _fail_own_running(study, objective.started)
+    if stopper.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+        _raise_failing(study)
+    return study
+
+
+def _raise_failing(study: optuna.Study) -> None:
+    last = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-1]
+    raise StudyFailingError(
+        f"stopped after {MAX_CONSECUTIVE_FAILURES} failed trials in a row; last failure "
+        f"(trial {last.number}): {last.user_attrs.get('fail_reason', 'unknown')}"
+    )
+
+
+def _optimize(study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None) -> None:
+    """``study.optimize`` until the stopper stops it; a trial that another worker declared
+    stale while this one still ran it (its heartbeat was late, e.g. during a database outage)
+    makes Optuna raise at tell time: log it and go on with the next trial."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        try:
+            study.optimize(
+                objective,
+                n_trials=None,
+                timeout=remaining,
+                callbacks=[stopper],
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            return
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            log.warning("a trial of this worker was failed by another worker meanwhile: %s", exc)
+            if signals.received():
+                return
+
+
+def _settle_running(study: optuna.Study, heartbeat: Heartbeat) -> None:
+    """Before leaving, let the trials of dead workers go stale, so nothing stays RUNNING when
+    the last worker exits: while a RUNNING trial's heartbeat is late (older than two
+    intervals: its worker is probably dead), fail stale trials every interval, for at most
+    the grace period plus two intervals. Trials of live workers are left to finish."""
+    deadline = time.monotonic() + heartbeat.grace + 2 * heartbeat.interval
+    while True:
+        fail_stale_trials(study)
+        if not late_heartbeats(study, 2 * heartbeat.interval) or time.monotonic() >= deadline:
+            return
+        time.sleep(heartbeat.interval)
+        signals.raise_if_received()  # a Ctrl-C while waiting ends the wait
+
+
+def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
+    """Safety net: a trial of this process still RUNNING (an interrupt landed between Optuna
+    creating it and running it) is marked FAIL with the reason stored."""
+    for trial_id in own[-1:]:
+        sig = signals.received()
+        reason = str(signals.Interrupted(sig)) if sig is not None else "the worker stopped before the trial ran"
+        try:
+            fail_if_running(study, trial_id, reason)
+        except Exception as exc:  # never mask the original error
+            log.warning("could not mark trial %s failed: %s", trial_id, exc)

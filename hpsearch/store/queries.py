@@ -1,0 +1,182 @@
+"""The queries hpsearch adds to Optuna's storage API, and the few trial/study operations that
+need Optuna's private attributes. Only the store layer touches those; everything else calls
+these functions.
+
+Counts run as SQL on an RDB storage (no trial is loaded: ``optuna.get_all_study_summaries``
+would load them all); other storages fall back to loading the trials.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections import Counter, defaultdict
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.errors import StudyNotFoundError
+from hpsearch.store.retry import with_retry
+
+#: The states of a trial that counts towards a study's target (and that samplers learn from).
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _rdb(storage: optuna.storages.BaseStorage) -> Any:
+    """The RDBStorage under Optuna's per-study cache wrapper (or the storage itself)."""
+    return getattr(storage, "_backend", storage)
+
+
+def load_study(study_name: str, url: str) -> optuna.Study:
+    """Load an existing study for reading (never creates a database or a study); a missing
+    study is :class:`StudyNotFoundError` naming the studies that exist."""
+    from hpsearch.store.connect import connect
+
+    storage = connect(url, create=False)
+    names = optuna.get_all_study_names(storage)  # summaries would read every trial of every study
+    if study_name not in names:
+        valid = ", ".join(sorted(names)) or "none"
+        raise StudyNotFoundError(f"study {study_name!r} not found; studies in this database: {valid}")
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def state_counts(storage: optuna.storages.BaseStorage, study_ids: list[int]) -> dict[int, Counter]:
+    """``{study_id: Counter(state name in lower case -> trials)}``: one ``GROUP BY`` over
+    Optuna's ``trials`` table on an RDB storage."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    backend = _rdb(storage)
+    if isinstance(backend, RDBStorage):
+        if not study_ids:
+            return counts
+        with backend.engine.connect() as conn:
+            for study_id, state, n in conn.execute(_count_query(), {"ids": list(study_ids)}):
+                name = state.name if isinstance(state, TrialState) else str(state).rsplit(".", 1)[-1]
+                counts[study_id][name.lower()] += n
+        return counts
+    for study_id in study_ids:
+        counts[study_id].update(t.state.name.lower() for t in storage.get_all_trials(study_id, deepcopy=False))
+    return counts
+
+
+def study_state_counts(study: optuna.Study) -> Counter:
+    """Number of trials of ``study`` per state name (lower case), counted by the database."""
+    return state_counts(study._storage, [study._study_id])[study._study_id]
+
+
+@functools.lru_cache(maxsize=1)
+def _count_query() -> Any:
+    return sa.text(
+        "SELECT study_id, state, COUNT(*) FROM trials WHERE study_id IN :ids GROUP BY study_id, state"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Complete plus pruned trials of ``study``, counted by the database (no trial loaded):
+    one indexed ``COUNT`` on an RDB storage."""
+    backend = _rdb(study._storage)
+    if not isinstance(backend, RDBStorage):
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+    with backend.engine.connect() as conn:
+        return int(conn.execute(_finished_query(), {"study_id": study._study_id}).scalar_one())
+
+
+@functools.lru_cache(maxsize=1)
+def _finished_query() -> Any:
+    trials = models.TrialModel.__table__
+    return (
+        sa.select(sa.func.count())
+        .select_from(trials)
+        .where(trials.c.study_id == sa.bindparam("study_id"))
+        .where(trials.c.state.in_(FINISHED))
+    )
+
+
+def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """One dict per study: name, direction, metric, counts per state, best value."""
+    studies = storage.get_all_studies()
+    counts = state_counts(storage, [s._study_id for s in studies])
+    rows = []
+    for s in studies:
+        c = counts[s._study_id]
+        single = len(s.directions) == 1
+        best = storage.get_best_trial(s._study_id).value if c["complete"] and single else None
+        rows.append(
+            {
+                "study": s.study_name,
+                "direction": s.direction.name.lower() if single else "multi",
+                "metric": s.user_attrs.get("metric"),
+                "complete": c["complete"],
+                "pruned": c["pruned"],
+                "fail": c["fail"],
+                "running": c["running"],
+                "waiting": c["waiting"],
+                "best": best,
+            }
+        )
+    return rows
+
+
+def late_heartbeats(study: optuna.Study, age_s: float) -> int:
+    """Number of RUNNING trials of the study whose last heartbeat is older than ``age_s``."""
+    rdb = _rdb(study._storage)
+
+    def count() -> int:
+        session = rdb.scoped_session()
+        try:
+            now = session.execute(sa.func.now()).scalar().replace(tzinfo=None)
+            rows = (
+                session.query(models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING, models.TrialModel.study_id == study._study_id)
+                .all()
+            )
+            return sum(1 for (beat,) in rows if (now - beat.replace(tzinfo=None)).total_seconds() > age_s)
+        finally:
+            session.close()
+
+    return with_retry(count, "heartbeat check")
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's ``fail_stale_trials`` (its experimental warning silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage's id of a live or frozen trial."""
+    return trial._trial_id
+
+
+def trial_system_attrs(trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    """System attrs of a frozen trial, or of a live one (Optuna's cached storage answers
+    without a query)."""
+    if isinstance(trial, FrozenTrial):
+        return trial.system_attrs
+    return trial.study._storage.get_trial(trial._trial_id).system_attrs
+
+
+def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, object]) -> None:
+    """``trial.set_user_attr`` for each item, in one transaction when the storage is
+    hpsearch's (:class:`~hpsearch.store.rdb.RetryingRDBStorage`)."""
+    bulk = getattr(_rdb(trial.storage), "set_trial_user_attrs", None)
+    if bulk is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+    else:
+        bulk(trial._trial_id, attrs)
+
+
+def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
+    """Mark the trial FAIL with ``fail_reason`` if it is still RUNNING; True if it was."""
+    storage = study._storage
+    if storage.get_trial(trial_id).state != TrialState.RUNNING:
+        return False
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    return True

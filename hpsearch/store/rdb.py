@@ -1,0 +1,150 @@
+"""RetryingRDBStorage: Optuna's RDBStorage whose calls survive a database restart, with the
+per-epoch and per-trial writes done as prebuilt SQLAlchemy Core statements."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+import sqlalchemy as sa
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._rdb import models
+
+from hpsearch.store.retry import with_retry
+
+# Public storage methods retried on connection errors. Reads and idempotent writes are safe to
+# repeat; set_trial_state_values is made idempotent below.
+_RETRIED = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+    "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
+    "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+    "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
+    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
+    "get_all_trials", "get_best_trial", "record_heartbeat", "_get_stale_trial_ids",
+    "get_n_trials", "set_trial_user_attrs",
+    # private ones called by Optuna's _CachedStorage wrapper
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
+)
+
+
+@dataclass(frozen=True)
+class _HotPathSQL:
+    """Core statements for the per-epoch and per-trial writes, built once per dialect (building
+    a SQLAlchemy expression costs more than executing it on SQLite)."""
+
+    trial_state: Any
+    upsert_value: Any  # None where the dialect has no ON CONFLICT: update, then insert
+    update_value: Any
+    insert_value: Any
+    delete_attrs: Any
+    insert_attr: Any
+
+
+def _upsert_value(dialect: str, values: sa.Table) -> Any:
+    """``INSERT ... ON CONFLICT (trial_id, step) DO UPDATE`` where the dialect has it."""
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    stmt = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(values)
+    return stmt.on_conflict_do_update(
+        index_elements=[values.c.trial_id, values.c.step],
+        set_={"intermediate_value": stmt.excluded.intermediate_value,
+              "intermediate_value_type": stmt.excluded.intermediate_value_type},
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(dialect: str) -> _HotPathSQL:
+    trials = models.TrialModel.__table__
+    values = models.TrialIntermediateValueModel.__table__
+    attrs = models.TrialUserAttributeModel.__table__
+    return _HotPathSQL(
+        trial_state=sa.select(trials.c.state).where(trials.c.trial_id == sa.bindparam("trial_id")),
+        upsert_value=_upsert_value(dialect, values),
+        update_value=sa.update(values)
+        .where((values.c.trial_id == sa.bindparam("trial_id")) & (values.c.step == sa.bindparam("step")))
+        .values(intermediate_value=sa.bindparam("intermediate_value"),
+                intermediate_value_type=sa.bindparam("intermediate_value_type")),
+        insert_value=sa.insert(values),
+        delete_attrs=sa.delete(attrs).where(
+            (attrs.c.trial_id == sa.bindparam("trial_id")) & attrs.c.key.in_(sa.bindparam("keys", expanding=True))
+        ),
+        insert_attr=sa.insert(attrs),
+    )
+
+
+class RetryingRDBStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose calls survive a database restart: connection errors are retried with
+    backoff (see :func:`hpsearch.store.retry.with_retry`; every method in ``_RETRIED``)."""
+
+    def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
+        base = super().set_trial_state_values
+        attempts = [0]
+
+        def call() -> bool:
+            attempts[0] += 1
+            try:
+                return base(trial_id, state, values)
+            except UpdateFinishedTrialError:
+                # A retry after a commit whose reply was lost: the trial already holds the
+                # state we asked for, so the write did happen.
+                if attempts[0] > 1 and self.get_trial(trial_id).state == state:
+                    return True
+                raise
+
+        return with_retry(call, "set_trial_state_values")
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        """Same row as Optuna's implementation, written in one transaction of two prebuilt
+        Core statements (the trial's state, then an upsert) instead of three ORM round
+        trips: the pruning callback reports every epoch, so this is on the trial's hot path."""
+        sql = _statements(self.engine.dialect.name)
+        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
+        row = {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
+        with self.engine.begin() as conn:
+            self._check_updatable(conn, sql, trial_id)
+            if sql.upsert_value is not None:
+                conn.execute(sql.upsert_value, row)
+            elif conn.execute(sql.update_value, row).rowcount == 0:
+                conn.execute(sql.insert_value, row)
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attrs of a trial in one transaction of three Core statements
+        (Optuna's set_trial_user_attr commits each key separately, with two ORM queries
+        per key); the same rows as Optuna writes (``value_json`` = ``json.dumps(value)``)."""
+        if not attrs:
+            return
+        sql = _statements(self.engine.dialect.name)
+        rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+        with self.engine.begin() as conn:
+            self._check_updatable(conn, sql, trial_id)
+            conn.execute(sql.delete_attrs, {"trial_id": trial_id, "keys": list(attrs)})
+            conn.execute(sql.insert_attr, rows)
+
+    def _check_updatable(self, conn: Any, sql: _HotPathSQL, trial_id: int) -> None:
+        """Optuna's checks before writing to a trial: it exists and is not finished."""
+        state = conn.execute(sql.trial_state, {"trial_id": trial_id}).scalar_one_or_none()
+        if state is None:
+            raise KeyError(f"No trial with trial_id {trial_id} exists.")
+        self.check_trial_is_updatable(trial_id, state)
+
+
+def _retried(name: str) -> Callable[..., Any]:
+    """The method ``name`` (the class's own implementation if it has one, else Optuna's)
+    wrapped in :func:`with_retry`."""
+    base = RetryingRDBStorage.__dict__.get(name) or getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(base)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return with_retry(lambda: base(self, *args, **kwargs), name)
+
+    return method
+
+
+for _name in _RETRIED:
+    if hasattr(RetryingRDBStorage, _name):
+        setattr(RetryingRDBStorage, _name, _retried(_name))

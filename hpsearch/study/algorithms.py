@@ -1,0 +1,74 @@
+"""Sampler and pruner construction from the study file's ``sampler``/``pruner`` sections."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any
+
+import optuna
+
+from hpsearch.errors import ConfigError
+from hpsearch.study.config import PrunerConfig, SamplerConfig
+from hpsearch.study.history import BoundedHistorySampler
+
+
+def _construct(section: str, kind: str, cls: type, options: dict[str, Any], preset: dict[str, Any], path: str) -> Any:
+    """``cls(**preset, **options)`` after checking every option is a constructor argument
+    that hpsearch does not set itself."""
+    accepted = [k for k in inspect.signature(cls).parameters if k not in preset]
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(
+                f"{path}: {section}.{key}: not an option of the {kind} {section}; valid: {', '.join(accepted)}"
+            )
+    try:
+        with warnings.catch_warnings():  # gp/qmc/cmaes options print experimental warnings
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**preset, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {section}: invalid options for {kind}: {exc}") from None
+
+
+_SAMPLERS: dict[str, type] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "gp": optuna.samplers.GPSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+}
+
+_PRUNERS: dict[str, type] = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+}
+
+
+# Samplers that re-model the whole history for every trial; they get a bounded view of it.
+_HISTORY_BOUNDED = ("tpe", "gp")
+KEEP_BEST = 250
+
+
+def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>") -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded with the study seed. TPE and GP look at no more than
+    ``cfg.max_history`` finished trials (see :mod:`hpsearch.study.history`; 0 = all)."""
+    if "max_history" in cfg.model_fields_set and cfg.type not in _HISTORY_BOUNDED:
+        raise ConfigError(f"{path}: sampler.max_history: only the {' and '.join(_HISTORY_BOUNDED)} samplers take it")
+    sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
+    if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
+        sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))
+    return sampler
+
+
+def build_pruner(cfg: PrunerConfig, max_epochs: int, path: str = "<config>") -> optuna.pruners.BasePruner:
+    """The configured pruner. The resource is the epoch: hyperband gets
+    ``min_resource=1, max_resource=max_epochs``."""
+    preset: dict[str, Any] = {}
+    if cfg.type == "hyperband":
+        preset = {"min_resource": 1, "max_resource": max_epochs}
+    if cfg.type == "percentile" and "percentile" not in cfg.options:
+        raise ConfigError(f"{path}: pruner.percentile: required by the percentile pruner (e.g. 25.0)")
+    return _construct("pruner", cfg.type, _PRUNERS[cfg.type], cfg.options, preset, path)

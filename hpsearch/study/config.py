@@ -1,0 +1,158 @@
+"""Study files: the StudyConfig schema, safe YAML loading and one-line validation errors.
+
+Structure and types are checked by pydantic (strict, unknown keys rejected); parameter names
+and values are checked against the task's parameter table in :func:`check_against_task`.
+No torch/optuna imports here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+
+from hpsearch.errors import ConfigError
+from hpsearch.params import STUDY_SETTINGS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Range(_Strict):
+    """A numeric range to search: ``{low, high, log, step}``."""
+
+    low: Union[int, float]
+    high: Union[int, float]
+    log: bool = False
+    step: Union[int, float, None] = None
+
+
+def _search_kind(value: Any) -> str:
+    return "range" if isinstance(value, (dict, Range)) else "choices"
+
+
+# A mapping is validated as a Range only (so its errors are about range keys), a list as choices.
+SearchValue = Annotated[
+    Union[Annotated[list[Any], Tag("choices")], Annotated[Range, Tag("range")]],
+    Discriminator(_search_kind),
+]
+
+
+def _checked(setting: str) -> AfterValidator:
+    """A pydantic validator checking a value against ``STUDY_SETTINGS[setting]``."""
+    return AfterValidator(STUDY_SETTINGS[setting].check)
+
+
+class SamplerConfig(BaseModel):
+    """``type`` plus the sampler's own keyword options (checked against its constructor)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    type: Annotated[str, _checked("sampler.type")] = "tpe"
+    # tpe/gp: finished trials the sampler models (the best 250 plus the most recent), 0 = all;
+    # see hpsearch.study.history.
+    max_history: int = Field(default=1000, ge=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PrunerConfig(BaseModel):
+    """``type`` plus the pruner's own keyword options (checked against its constructor)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    type: Annotated[str, _checked("pruner.type")] = "hyperband"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StudyConfig(_Strict):
+    """A validated study file."""
+
+    study: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    trials: int = Field(gt=0)
+    max_epochs: int = Field(gt=0)
+    seed: int = 0
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    search: dict[str, SearchValue] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _ranges_are_mappings(cls, value: Any) -> Any:
+        # Give a precise message instead of pydantic's union-of-two-failures.
+        if isinstance(value, dict):
+            for key, spec in value.items():
+                if not isinstance(spec, (list, dict)):
+                    raise ValueError(
+                        f"{key}: expected a list of choices or a range {{low, high, log}}, "
+                        f"got {spec!r}"
+                    )
+        return value
+
+
+@dataclass(frozen=True)
+class StudyFile:
+    """A loaded study file: where it came from, its text, and the validated config."""
+
+    path: str
+    text: str
+    config: StudyConfig
+
+
+def _error_line(path: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("range", "choices"))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] == "literal_error":
+        msg = f"got {err.get('input')!r}; valid: " + msg.removeprefix("Input should be ")
+    elif "input" in err and err["type"] not in ("value_error",):
+        msg = f"{msg}, got {err['input']!r}"
+    msg = msg.removeprefix("Value error, ")
+    return f"{path}: {loc}: {msg}" if loc else f"{path}: {msg}"
+
+
+def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Parse and validate study YAML; ``overrides`` (e.g. from the CLI) replace top-level keys."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a study file must be a YAML mapping of keys, got {type(data).__name__}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(path, exc)) from None
+
+
+def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
+    """Read, parse and validate a study file (structure only; see :func:`check_against_task`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: study file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read study file: {exc}") from None
+    return StudyFile(path=str(path), text=text, config=parse_study(text, str(path), overrides))

@@ -1,0 +1,93 @@
+"""What hpsearch reads off a study: its metric, its direction, and the names derived from them.
+
+A search metric is a validation metric ``val_<name>``: the same quantity on the training split
+is ``train_<name>`` (stored with every trial, for the train–validation gap), on the held-out
+test split ``test_<name>`` (what ``hpsearch verify`` scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+#: The study user attr holding the metric a study optimizes.
+METRIC_ATTR = "metric"
+
+
+def metric_key(metric: str) -> str:
+    """The short name a model's ``evaluate`` reports: ``val_acc`` -> ``acc``."""
+    return metric.removeprefix("val_")
+
+
+def train_metric(metric: str) -> str:
+    """``val_acc`` -> ``train_acc``."""
+    return "train_" + metric_key(metric)
+
+
+def test_metric(metric: str) -> str:
+    """``val_acc`` -> ``test_acc``."""
+    return "test_" + metric_key(metric)
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    """A study's name, metric and direction (``maximize`` or ``minimize``)."""
+
+    name: str
+    metric: str
+    direction: str
+
+    @classmethod
+    def of(cls, study: "optuna.Study", default_metric: str = "value") -> "StudyMeta":
+        """Read off an Optuna study (the metric is the study user attr ``metric``)."""
+        metric = str(study.user_attrs.get(METRIC_ATTR, default_metric))
+        return cls(study.study_name, metric, study.direction.name.lower())
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    @property
+    def train_metric(self) -> str:
+        return train_metric(self.metric)
+
+    @property
+    def test_metric(self) -> str:
+        return test_metric(self.metric)
+
+    def gap(self, train_value: float, val_value: float) -> float:
+        """Train–validation gap, signed so that positive means overfitting: train − val when
+        maximizing, val − train when minimizing."""
+        return train_value - val_value if self.maximize else val_value - train_value
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b``."""
+        return a > b if self.maximize else a < b
+
+    def best(self, values: Iterable[Any], key: Any = None) -> Any:
+        """The best of ``values`` (``max`` when maximizing, else ``min``), by ``key``."""
+        pick = max if self.maximize else min
+        return pick(values, key=key) if key is not None else pick(values)
+
+    def sort_key(self, value: float) -> float:
+        """A key that sorts values best first."""
+        return -value if self.maximize else value
+
+
+def finished_trials(study: "optuna.Study") -> int:
+    """Complete plus pruned trials of ``study``, counted by the database."""
+    from hpsearch.store.queries import finished_trials as count
+
+    return count(study)
+
+
+def best_or_none(study: "optuna.Study") -> "FrozenTrial | None":
+    """The study's best trial, or ``None`` before the first complete one."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None

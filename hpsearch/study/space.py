@@ -1,0 +1,112 @@
+"""The search section: validation against the task, ``trial.suggest_*``, and the split of a
+trial's parameters into a :class:`Regularization` and the task's other options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from hpsearch.errors import ConfigError
+from hpsearch.params import REGULARIZATION_PARAMS, ParamSpec
+from hpsearch.study.config import Range, StudyConfig
+from hpsearch.tasks.base import Task
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpsearch.regularization import Regularization
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """All values of one trial: the regularization object and the task's other options."""
+
+    reg: "Regularization"
+    options: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.reg.as_dict(), **self.options}
+
+
+def _check_range(where: str, name: str, spec: ParamSpec, rng: Range) -> None:
+    if spec.kind == "choice":
+        raise ConfigError(f"{where}: {name} is categorical; give a list of choices ({spec.describe()})")
+    for bound in ("low", "high"):
+        value = getattr(rng, bound)
+        try:
+            spec.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{bound}: {exc}") from None
+    if rng.low >= rng.high:
+        raise ConfigError(f"{where}: empty or inverted range: low ({rng.low!r}) must be < high ({rng.high!r})")
+    if rng.log and rng.low <= 0:
+        raise ConfigError(f"{where}: a log range needs low > 0, got low={rng.low!r}")
+    if rng.log and rng.step is not None:
+        raise ConfigError(f"{where}: step cannot be combined with log: true")
+    if spec.kind == "int" and rng.step is not None and not isinstance(rng.step, int):
+        raise ConfigError(f"{where}.step: {name} takes integers, got {rng.step!r}")
+    if rng.step is not None and rng.step <= 0:
+        raise ConfigError(f"{where}.step: must be > 0, got {rng.step!r}")
+
+
+def check_against_task(config: StudyConfig, task: Task, path: str) -> None:
+    """Raise :class:`ConfigError` unless every searched/fixed parameter is one the task
+    understands, with valid values, and the metric is one the task reports."""
+    valid_names = ", ".join(sorted(task.params))
+    both = sorted(set(config.search) & set(config.fixed))
+    if both:
+        raise ConfigError(f"{path}: {both[0]} is both searched and fixed; keep it in one of search/fixed")
+    for section, entries in (("search", config.search), ("fixed", config.fixed)):
+        for name, value in entries.items():
+            where = f"{path}: {section}.{name}"
+            spec = task.params.get(name)
+            if spec is None:
+                raise ConfigError(f"{where}: unknown parameter for task {task.name}; valid: {valid_names}")
+            if section == "search" and isinstance(value, Range):
+                _check_range(where, name, spec, value)
+                continue
+            choices = value if section == "search" else [value]
+            if section == "search" and not choices:
+                raise ConfigError(f"{where}: empty list of choices")
+            for choice in choices:
+                try:
+                    spec.check(choice)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+    if config.metric is not None and config.metric not in task.metrics:
+        raise ConfigError(
+            f"{path}: metric: task {task.name} does not report {config.metric!r}; valid: {', '.join(task.metrics)}"
+        )
+
+
+def suggest(trial: "optuna.Trial", config: StudyConfig, task: Task) -> dict[str, Any]:
+    """Ask the trial for every searched parameter; returns ``{name: value}``.
+
+    A range becomes ``suggest_int`` or ``suggest_float`` by the parameter's type in the task's
+    table; a list becomes ``suggest_categorical``.
+    """
+    values: dict[str, Any] = {}
+    for name, rng in config.search.items():
+        if not isinstance(rng, Range):
+            values[name] = trial.suggest_categorical(name, rng)
+        elif task.params[name].kind == "int":
+            values[name] = trial.suggest_int(name, int(rng.low), int(rng.high), log=rng.log, step=int(rng.step or 1))
+        else:
+            step = None if rng.step is None else float(rng.step)
+            values[name] = trial.suggest_float(name, float(rng.low), float(rng.high), log=rng.log, step=step)
+    return values
+
+
+def settings_for(params: Mapping[str, Any], config: StudyConfig, task: Task) -> TrialSettings:
+    """Task defaults, then ``fixed``, then the sampled ``params``, split into a Regularization
+    and the remaining options."""
+    from hpsearch.regularization import Regularization
+
+    merged = {**task.defaults, **config.fixed, **params}
+    for name, value in list(merged.items()):
+        spec = task.params.get(name)
+        if spec is not None and spec.kind == "float" and isinstance(value, int):
+            merged[name] = float(value)
+    reg = Regularization(**{k: v for k, v in merged.items() if k in REGULARIZATION_PARAMS})
+    options = {k: v for k, v in merged.items() if k not in REGULARIZATION_PARAMS}
+    return TrialSettings(reg=reg, options=options)
