@@ -21,6 +21,14 @@ class StorageError(HPSearchError):
     exit_code = 2
 
 
+class DatabaseFailure(HPSearchError):
+    """The study database failed at run time for a reason that waiting does not fix (disk full,
+    read-only, I/O error, the SQLite file removed), or stayed unreachable for the whole retry
+    window (exit code 1)."""
+
+    exit_code = 1
+
+
 class StudyNotFoundError(HPSearchError):
     """The named study does not exist in the database (exit code 2)."""
 

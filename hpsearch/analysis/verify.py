@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.analysis.stats import CONFIDENCE, PairedTest, paired_test, summarize
 from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
+from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,16 @@ def top_configs(study: optuna.Study, k: int) -> list[FrozenTrial]:
     return picked
 
 
-def _open_verify_study(url: str, source: optuna.Study) -> optuna.Study:
+def _open_verify_study(url: str, source: optuna.Study, heartbeat: Heartbeat) -> optuna.Study:
+    """The linked study, with heartbeats (no re-queueing: verify enqueues its own runs). A run
+    of a verify process that died is failed once stale, before anything else runs."""
+    from hpsearch.run.settle import settle
     from hpsearch.store.connect import connect
 
     name = verify_study_name(source.study_name)
-    study = optuna.create_study(storage=connect(url), study_name=name, direction=source.direction, load_if_exists=True)
+    storage = connect(url, heartbeat=heartbeat, requeue=False)
+    study = optuna.create_study(storage=storage, study_name=name, direction=source.direction, load_if_exists=True)
+    settle(study, heartbeat, run_queued=lambda n: None)
     wanted = {"source_study": source.study_name, METRIC_ATTR: StudyMeta.of(source).test_metric, "split": "test"}
     for key, value in wanted.items():
         if study.user_attrs.get(key) != value:
@@ -166,11 +172,14 @@ def run_verify(
     top: int,
     seeds: int,
     on_progress: Callable[[VerifyProgress], None] | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> VerifyResult:
     """Retrain the top-``top`` configurations of ``study_name`` with ``seeds`` fresh seeds each,
     for the study's full ``max_epochs`` without pruning, and score each on the test split.
 
-    (configuration, seed) pairs already complete in ``NAME:verify`` are not run again.
+    (configuration, seed) pairs already complete in ``NAME:verify`` are not run again. Each run
+    records heartbeats (``heartbeat``, default settings when ``None``): a run left RUNNING by
+    a verify process that was killed is failed, once stale, by the next ``verify``.
     """
     from hpsearch.store.queries import load_study
 
@@ -184,7 +193,7 @@ def run_verify(
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(definition.config.seed, seeds)
-    vstudy = _open_verify_study(storage_url, source)
+    vstudy = _open_verify_study(storage_url, source, heartbeat or Heartbeat())
     done = set(_complete_runs(vstudy))
     todo = [(rank, t, s) for rank, t in enumerate(configs, 1) for s in seed_list if (config_key(t.params), s) not in done]
     meta = definition.meta
@@ -220,6 +229,7 @@ def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tu
     """Retrain one configuration with one seed and store the run as a trial of the linked
     study; returns ``(rank, seed, value, error, seconds)`` for the progress report."""
     from hpsearch.run.training import evaluate, fit
+    from hpsearch.store.queries import beating
     from hpsearch.study.space import settings_for
 
     definition, vstudy = run.definition, run.vstudy
@@ -234,7 +244,8 @@ def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tu
         raise RuntimeError(f"{vstudy.study_name}: another process is adding trials; run verify from one process at a time")
     settings = settings_for(trial.params, definition.config, definition.task)
     try:
-        fitted = fit(definition.task, settings, run.data, max_epochs=definition.config.max_epochs, seed=seed)
+        with beating(vtrial):
+            fitted = fit(definition.task, settings, run.data, max_epochs=definition.config.max_epochs, seed=seed)
     except BaseException:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
         vtrial.set_user_attr("fail_reason", "interrupted")
         vstudy.tell(vtrial, state=TrialState.FAIL)

@@ -58,8 +58,12 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Fresh seeds per configuration.")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress still goes to stderr).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between heartbeats of a running verification run.")
+@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds without heartbeat after which a run of a killed verify process is failed (and redone).")
 @pass_cli
-def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool) -> None:
+def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool, heartbeat: int, grace: int) -> None:
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
     max_epochs, no pruning) and score them on the held-out test split.
 
@@ -74,7 +78,9 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
         outcome = f"{p.value:.4g}" if p.error is None else f"FAIL {p.error}"
         click.echo(f"[{p.done}/{p.total}] rank {p.rank} seed {p.seed}: {outcome} ({p.seconds:.1f} s)", err=True)
 
-    result = run_verify(study_name, cli.url, top, seeds, on_progress=progress)
+    from hpsearch.store.heartbeat import Heartbeat
+
+    result = run_verify(study_name, cli.url, top, seeds, on_progress=progress, heartbeat=Heartbeat(heartbeat, grace))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -10,7 +10,7 @@ import click
 
 from hpsearch.cli.common import CliContext, pass_cli, storage_options
 
-STUDY_COLUMNS = ["study", "direction", "complete", "pruned", "fail", "running", "best"]
+STUDY_COLUMNS = ["study", "direction", "complete", "pruned", "fail", "running", "waiting", "best"]
 
 
 @click.command()

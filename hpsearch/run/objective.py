@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from hpsearch.errors import NonFiniteLossError, describe_exception
+from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.run.pruning import EpochPruning
@@ -43,6 +43,7 @@ class Objective:
     data: DataSplits
     checkpoints: CheckpointDir | None = None
     started: list[int] = field(default_factory=list, compare=False)
+    fatal: list[DatabaseFailure] = field(default_factory=list, compare=False)
 
     @property
     def metric(self) -> str:
@@ -55,6 +56,9 @@ class Objective:
                 return self._run(trial)
         except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
             trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
+            raise
+        except DatabaseFailure as exc:  # the run ends with it (see runner._StopAtTarget)
+            self.fatal.append(exc)
             raise
 
     def _run(self, trial: optuna.Trial) -> float:

@@ -13,13 +13,14 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import hpsearch
-from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.errors import ConfigError, DatabaseFailure, HPSearchError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.objective import Objective
+from hpsearch.run.settle import settle
 from hpsearch.store.connect import connect
 from hpsearch.store.heartbeat import Heartbeat
-from hpsearch.store.queries import fail_if_running, fail_stale_trials, finished_trials, late_heartbeats
+from hpsearch.store.queries import check_database, fail_if_running, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.config import StudyFile
@@ -51,16 +52,24 @@ class StudyFailingError(HPSearchError):
 
 class _StopAtTarget:
     """Optuna callback: stop when the study (all workers) has ``target`` finished trials,
-    or after too many consecutive failures; report progress after every trial."""
+    or after too many consecutive failures; report progress after every trial. A database
+    failure inside the objective (which Optuna would record as one failed trial and go on)
+    and a SQLite file removed meanwhile end the run with that error."""
 
-    def __init__(self, target: int, metric: str, on_progress: Callable[[Progress], None] | None) -> None:
+    def __init__(
+        self, target: int, metric: str, on_progress: Callable[[Progress], None] | None, objective: Objective | None = None
+    ) -> None:
         self.target = target
         self.metric = metric
         self.on_progress = on_progress
+        self.objective = objective
         self.started = time.perf_counter()
         self.failures_in_row = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.objective is not None and self.objective.fatal:
+            raise self.objective.fatal[-1]
+        check_database(study)
         finished = finished_trials(study)  # one COUNT query: cheap also in a 10,000-trial study
         self.failures_in_row = self.failures_in_row + 1 if trial.state == TrialState.FAIL else 0
         if self.on_progress is not None:
@@ -169,16 +178,17 @@ def run_study(
     finished = finished_trials(study)
     if on_start is not None:
         on_start(study, finished)
+    stopper = _StopAtTarget(target, objective.definition.metric, on_progress, objective)
     if finished >= target:
         log.info("study %s already has %d/%d finished trials", study.study_name, finished, target)
-        return study
-    stopper = _StopAtTarget(target, objective.definition.metric, on_progress)
     try:
         with signals.deferred():
-            _optimize(study, objective, stopper, timeout)
-            signals.raise_if_received()
+            if finished < target:
+                _optimize(study, objective, stopper, timeout)
+                signals.raise_if_received()
             if heartbeat is not None:
-                _settle_running(study, heartbeat)
+                settle(study, heartbeat, lambda n: _optimize(study, objective, stopper, None, n_trials=n))
+            check_database(study)
     finally:
         _fail_own_running(study, objective.started)
     if stopper.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
@@ -194,10 +204,12 @@ def _raise_failing(study: optuna.Study) -> None:
     )
 
 
-def _optimize(study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None) -> None:
-    """``study.optimize`` until the stopper stops it; a trial that another worker declared
-    stale while this one still ran it (its heartbeat was late, e.g. during a database outage)
-    makes Optuna raise at tell time: log it and go on with the next trial."""
+def _optimize(
+    study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None, n_trials: int | None = None
+) -> None:
+    """``study.optimize`` until the stopper stops it (or ``n_trials`` ran); a trial that another
+    worker declared stale while this one still ran it (its heartbeat was late, e.g. during a
+    database outage) makes Optuna raise at tell time: log it and go on with the next trial."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -206,7 +218,7 @@ def _optimize(study: optuna.Study, objective: Objective, stopper: _StopAtTarget,
         try:
             study.optimize(
                 objective,
-                n_trials=None,
+                n_trials=n_trials,
                 timeout=remaining,
                 callbacks=[stopper],
                 catch=(Exception,),
@@ -219,20 +231,6 @@ def _optimize(study: optuna.Study, objective: Objective, stopper: _StopAtTarget,
                 return
 
 
-def _settle_running(study: optuna.Study, heartbeat: Heartbeat) -> None:
-    """Before leaving, let the trials of dead workers go stale, so nothing stays RUNNING when
-    the last worker exits: while a RUNNING trial's heartbeat is late (older than two
-    intervals: its worker is probably dead), fail stale trials every interval, for at most
-    the grace period plus two intervals. Trials of live workers are left to finish."""
-    deadline = time.monotonic() + heartbeat.grace + 2 * heartbeat.interval
-    while True:
-        fail_stale_trials(study)
-        if not late_heartbeats(study, 2 * heartbeat.interval) or time.monotonic() >= deadline:
-            return
-        time.sleep(heartbeat.interval)
-        signals.raise_if_received()  # a Ctrl-C while waiting ends the wait
-
-
 def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
     """Safety net: a trial of this process still RUNNING (an interrupt landed between Optuna
     creating it and running it) is marked FAIL with the reason stored."""
@@ -241,5 +239,7 @@ def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
         reason = str(signals.Interrupted(sig)) if sig is not None else "the worker stopped before the trial ran"
         try:
             fail_if_running(study, trial_id, reason)
+        except DatabaseFailure as exc:  # the database itself failed: the caller reports that
+            log.info("could not mark trial %s failed: %s", trial_id, exc)
         except Exception as exc:  # never mask the original error
             log.warning("could not mark trial %s failed: %s", trial_id, exc)

@@ -14,13 +14,14 @@ options hpsearch needs.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import StorageError, first_line
+from hpsearch.errors import DatabaseFailure, StorageError, first_line
 from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.retry import CONNECT_ENV, retry_seconds, with_retry
 from hpsearch.store.urls import mask_text, mask_url, register_secret_url
@@ -33,11 +34,12 @@ SQLITE_BUSY_TIMEOUT_S = 60
 SCHEMA_LOCK_KEY = 0x6870736561726368  # "hpsearch"
 
 
-def connect(url: str, *, create: bool = True, heartbeat: Heartbeat | None = None) -> "RetryingRDBStorage":
+def connect(url: str, *, create: bool = True, heartbeat: Heartbeat | None = None, requeue: bool = True) -> "RetryingRDBStorage":
     """An Optuna RDBStorage for ``url``, schema created if needed.
 
     With ``heartbeat``, running trials record heartbeats and stale ones (their worker died)
-    are failed and re-queued with the same parameters by ``RetryHeartbeatStaleTrialCallback``.
+    are failed and, with ``requeue``, re-queued with the same parameters by
+    ``RetryHeartbeatStaleTrialCallback``.
 
     Raises :class:`StorageError` (password masked) when the URL is malformed, the driver is
     missing, the SQLite file does not exist and ``create`` is false, or the server cannot be
@@ -53,17 +55,30 @@ def connect(url: str, *, create: bool = True, heartbeat: Heartbeat | None = None
     route_optuna_logging()
     register_secret_url(url)
     db_file = _sqlite_file(url, create)
-    kwargs = _storage_kwargs(db_file, create, heartbeat)
+    kwargs = _storage_kwargs(db_file, create, heartbeat, requeue)
     try:
         if db_file is None and url.startswith("postgresql") and create:
             return with_retry(lambda: _create_locked(url, kwargs), "connect", retry_seconds(CONNECT_ENV, 0.0))
-        return RetryingRDBStorage(url, **kwargs)
-    except (optuna.exceptions.StorageInternalError, SQLAlchemyError, ImportError, ValueError) as exc:
-        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+        storage = RetryingRDBStorage(url, **kwargs)
+        if db_file is not None:
+            storage.sqlite_file = (str(db_file), os.stat(db_file).st_ino)
+        return storage
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError, DatabaseFailure, ImportError, ValueError) as exc:
+        cause = _unwrapped(exc)
         reason = mask_text(first_line(cause), url)
         if re.search(r"no such table|relation \S+ does not exist", reason):
             reason = f"not an Optuna study database ({reason})"
         raise StorageError(f"storage: cannot open {mask_url(url)}: {reason}") from None
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """The SQLAlchemy/driver error under Optuna's StorageInternalError ("An exception is raised
+    during the commit") and hpsearch's DatabaseFailure: it names the real cause."""
+    import optuna
+
+    while isinstance(exc, (optuna.exceptions.StorageInternalError, DatabaseFailure)) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _sqlite_file(url: str, create: bool) -> Path | None:
@@ -92,7 +107,7 @@ def _sqlite_file(url: str, create: bool) -> Path | None:
     return db_file
 
 
-def _storage_kwargs(db_file: Path | None, create: bool, heartbeat: Heartbeat | None) -> dict[str, Any]:
+def _storage_kwargs(db_file: Path | None, create: bool, heartbeat: Heartbeat | None, requeue: bool) -> dict[str, Any]:
     """RDBStorage keyword arguments: engine options, read-only shortcuts, heartbeats."""
     import optuna
 
@@ -105,11 +120,11 @@ def _storage_kwargs(db_file: Path | None, create: bool, heartbeat: Heartbeat | N
         # than the query itself for `hpsearch studies` / `best`.
         kwargs.update(skip_table_creation=True, skip_compatibility_check=True)
     if heartbeat is not None:
-        warnings.filterwarnings("ignore", ".*(heartbeat_interval|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
+        warnings.filterwarnings("ignore", ".*(heartbeat_interval|RetryHeartbeatStaleTrialCallback|fail_stale_trials|Heartbeat of storage).*")
         kwargs.update(
             heartbeat_interval=heartbeat.interval,
             grace_period=heartbeat.grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback() if requeue else None,
         )
     return kwargs
 

@@ -9,9 +9,10 @@ would load them all); other storages fall back to loading the trials.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, ContextManager
 
 import optuna
 import sqlalchemy as sa
@@ -19,8 +20,7 @@ from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import StudyNotFoundError
-from hpsearch.store.retry import with_retry
+from hpsearch.errors import DatabaseFailure, StudyNotFoundError
 
 #: The states of a trial that counts towards a study's target (and that samplers learn from).
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -120,25 +120,19 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     return rows
 
 
-def late_heartbeats(study: optuna.Study, age_s: float) -> int:
-    """Number of RUNNING trials of the study whose last heartbeat is older than ``age_s``."""
-    rdb = _rdb(study._storage)
-
-    def count() -> int:
-        session = rdb.scoped_session()
-        try:
-            now = session.execute(sa.func.now()).scalar().replace(tzinfo=None)
-            rows = (
-                session.query(models.TrialHeartbeatModel.heartbeat)
-                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
-                .filter(models.TrialModel.state == TrialState.RUNNING, models.TrialModel.study_id == study._study_id)
-                .all()
-            )
-            return sum(1 for (beat,) in rows if (now - beat.replace(tzinfo=None)).total_seconds() > age_s)
-        finally:
-            session.close()
-
-    return with_retry(count, "heartbeat check")
+def check_database(study: optuna.Study) -> None:
+    """Raise :class:`DatabaseFailure` when the study's SQLite file was removed or replaced
+    since it was opened (writes then go to a file nobody will read again)."""
+    stamp = getattr(_rdb(study._storage), "sqlite_file", None)
+    if stamp is None:
+        return
+    path, inode = stamp
+    try:
+        current: int | None = os.stat(path).st_ino
+    except FileNotFoundError:
+        current = None
+    if current != inode:
+        raise DatabaseFailure(f"the SQLite file {path} was removed or replaced while the study ran; results written since are lost")
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
@@ -146,6 +140,14 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def beating(trial: optuna.Trial) -> ContextManager[None]:
+    """Record the trial's heartbeat in a thread while the block runs, as ``study.optimize``
+    does around an objective (for trials run through ask/tell; nothing without heartbeats)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial._trial_id, trial.study._storage)  # type: ignore[return-value]
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:

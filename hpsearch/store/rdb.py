@@ -6,15 +6,22 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import optuna
 import sqlalchemy as sa
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.errors import first_line
 from hpsearch.store.retry import with_retry
+from hpsearch.store.urls import mask_secrets
+
+log = logging.getLogger(__name__)
 
 # Public storage methods retried on connection errors. Reads and idempotent writes are safe to
 # repeat; set_trial_state_values is made idempotent below.
@@ -25,7 +32,7 @@ _RETRIED = (
     "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
     "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
-    "get_all_trials", "get_best_trial", "record_heartbeat", "_get_stale_trial_ids",
+    "get_all_trials", "get_best_trial", "_get_stale_trial_ids",
     "get_n_trials", "set_trial_user_attrs",
     # private ones called by Optuna's _CachedStorage wrapper
     "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
@@ -79,9 +86,57 @@ def _statements(dialect: str) -> _HotPathSQL:
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):
     """RDBStorage whose calls survive a database restart: connection errors are retried with
-    backoff (see :func:`hpsearch.store.retry.with_retry`; every method in ``_RETRIED``)."""
+    backoff (see :func:`hpsearch.store.retry.with_retry`; every method in ``_RETRIED``).
+
+    With heartbeats on, a trial has a heartbeat from the moment it is RUNNING (created, or a
+    queued copy taken up), not only once its objective starts: a worker killed while sampling
+    leaves a trial that goes stale like any other. A RUNNING trial without any heartbeat row
+    (killed between the two writes, or written by plain Optuna) counts as stale once its start
+    is older than the grace period.
+    """
+
+    #: ``(path, inode)`` of the SQLite file when it was opened (see ``queries.check_database``).
+    sqlite_file: tuple[str, int] | None = None
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        frozen = super()._create_new_trial(study_id, template_trial)
+        if frozen.state == TrialState.RUNNING and self.heartbeat_interval:
+            self.record_heartbeat(frozen._trial_id)
+        return frozen
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat, retried; a failure past the retry window is logged (the heartbeat
+        thread must not die with a traceback: the main thread meets the same error itself)."""
+        try:
+            with_retry(lambda: super(RetryingRDBStorage, self).record_heartbeat(trial_id), "record_heartbeat")
+        except Exception as exc:  # INFO: the main thread reports the same failure as its one line
+            log.info("heartbeat of trial id %s not recorded: %s", trial_id, mask_secrets(first_line(exc)))
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        return stale + [t for t in self._running_without_heartbeat(study_id) if t not in stale]
+
+    def _running_without_heartbeat(self, study_id: int) -> list[int]:
+        """RUNNING trials with no heartbeat row that started more than the grace period ago
+        (``datetime_start`` is written from this process's clock, as Optuna does)."""
+        grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+        trials, beats = models.TrialModel.__table__, models.TrialHeartbeatModel.__table__
+        query = (
+            sa.select(trials.c.trial_id)
+            .select_from(trials.outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING, beats.c.trial_id.is_(None))
+            .where(trials.c.datetime_start < datetime.now() - timedelta(seconds=grace))
+        )
+        with self.engine.connect() as conn:
+            return [int(row[0]) for row in conn.execute(query)]
 
     def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
+        changed = self._set_state(trial_id, state, values)
+        if changed and state == TrialState.RUNNING and self.heartbeat_interval:
+            self.record_heartbeat(trial_id)  # a queued copy taken up: alive from now on
+        return changed
+
+    def _set_state(self, trial_id: int, state: Any, values: Any = None) -> bool:
         base = super().set_trial_state_values
         attempts = [0]
 
