@@ -37,15 +37,20 @@ def optimize(
     storage: str | None = None,
     timeout: float | None = None,
     on_progress: "Callable[[Progress], None] | None" = None,
+    allow_changes: bool = False,
 ) -> "optuna.Study":
     """Run the study until it holds its target of finished trials; returns the Optuna study.
+
+    A file that differs from the study's definition (task, metric, search space, fixed
+    settings, max_epochs, seed) is refused unless ``allow_changes`` (``--allow-changes``).
 
     Heartbeats are decided as for ``hpsearch optimize``: on for a server database
     (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
     from hpsearch.run.runner import run_study
 
     url = resolve_url(storage)
-    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url))
+    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
+                     allow_changes=allow_changes)
 
 
 @dataclass(frozen=True)
