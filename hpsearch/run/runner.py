@@ -141,7 +141,7 @@ def open_study(
     config = definition.config
     build_sampler(config.sampler, config.seed, definition.path)  # validates options early
     pruner = build_pruner(config.pruner, config.max_epochs, definition.path)
-    data = load_checked_data(definition.task, config.seed)
+    data = load_checked_data(definition.task, config.seed, definition.path)
     study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
     # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
     # already there, so its sampler does not replay the first run's proposals; workers started

@@ -215,7 +215,7 @@ def run_local_pool(
     config = definition.config
     build_sampler(config.sampler, config.seed, definition.path)
     build_pruner(config.pruner, config.max_epochs, definition.path)
-    load_checked_data(definition.task, config.seed)
+    load_checked_data(definition.task, config.seed, definition.path)
     study = create_or_load(definition, url, allow_changes=allow_changes)
     cores = available_cores()
     gpus = visible_gpus(os.environ)

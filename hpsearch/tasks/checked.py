@@ -17,12 +17,12 @@ def _describe(value: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
 
 
-def check_splits(data: Any, task_name: str) -> DataSplits:
+def check_splits(data: Any, task_name: str, path: str = "<study>") -> DataSplits:
     """``data`` if it is a :class:`DataSplits` of tensor pairs with matching lengths, else a
     :class:`ConfigError` saying what is wrong."""
     import torch
 
-    where = f"task {task_name}: load_data"
+    where = f"{path}: task {task_name}: load_data"
     if not isinstance(data, DataSplits):
         raise ConfigError(f"{where} returned {_describe(data)}, expected hpsearch.tasks.DataSplits")
     for split in SPLITS:
@@ -42,11 +42,11 @@ def check_splits(data: Any, task_name: str) -> DataSplits:
     return data
 
 
-def load_checked_data(task: Task, seed: int) -> DataSplits:
+def load_checked_data(task: Task, seed: int, path: str = "<study>") -> DataSplits:
     """``task.load_data(seed)``, checked by :func:`check_splits`; an exception or ``exit``
-    inside ``load_data`` becomes a :class:`ConfigError`."""
+    inside ``load_data`` becomes a :class:`ConfigError` naming the study file ``path``."""
     try:
         data = task.load_data(seed)
     except (Exception, SystemExit) as exc:
-        raise ConfigError(f"task {task.name}: load_data failed: {describe_exception(exc)}") from None
-    return check_splits(data, task.name)
+        raise ConfigError(f"{path}: task {task.name}: load_data failed: {describe_exception(exc)}") from None
+    return check_splits(data, task.name, path)
