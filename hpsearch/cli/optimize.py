@@ -11,7 +11,7 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 
 
 @click.command()
-@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.argument("study_file", type=click.Path())  # checked by the loader: one line, exit 2
 @storage_options
 @click.option("--study-name", help="Study name in the database [default: the file's `study`].")
 @click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
