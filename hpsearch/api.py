@@ -77,9 +77,8 @@ def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
 
 def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     """The best finished trial of a study, with its settings (searched and fixed)."""
-    import yaml
-
     from hpsearch.study.meta import StudyMeta, best_or_none
+    from hpsearch.study.yaml_load import load_yaml
 
     study = load_study(study_name, storage)
     best = best_or_none(study)
@@ -88,7 +87,7 @@ def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     fixed: dict[str, Any] = {}
     text = study.user_attrs.get("study_file")
     if text:
-        fixed = dict((yaml.safe_load(text) or {}).get("fixed") or {})
+        fixed = dict((load_yaml(text) or {}).get("fixed") or {})  # the same YAML rules as optimize
     meta = StudyMeta.of(study)
     return BestResult(
         study=study_name,

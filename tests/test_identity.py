@@ -47,6 +47,7 @@ def _definition(**changes: object):
     return define(StudyFile("study.yaml", text, parse_study(text, "study.yaml")))
 
 
+@pytest.mark.slow  # trains 3 small trials
 def test_edited_study_file_is_refused_then_allowed(tmp_path: Path) -> None:
     db = tmp_path / "studies.db"
     url = f"sqlite:///{db}"
