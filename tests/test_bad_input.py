@@ -301,3 +301,10 @@ def test_the_same_error_three_times_in_a_row_stops_the_study(tmp_path: Path, mon
     assert "the last 3 trials failed with the same error: RuntimeError: boom from the custom model" in result.stderr
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'db.sqlite'}").trials
     assert [t.state.name for t in trials] == ["FAIL"] * 3
+
+
+def test_report_folder_of_a_dotted_name_stays_inside_reports() -> None:
+    """A study named ``..`` (possible before names were checked) gets ``reports/__``."""
+    from hpsearch.analysis.report.build import safe_name
+
+    assert [safe_name(n) for n in ("..", ".", "a/../b", "a..b", "")] == ["__", "_", "a_.._b", "a..b", "_"]
