@@ -82,6 +82,14 @@ def test_edited_study_file_is_refused_then_allowed(tmp_path: Path) -> None:
     again = CliRunner().invoke(main, ["optimize", str(path), "--storage", url])
     assert again.exit_code == 0 and "3/3 finished" in again.output
 
+    # an allowed change that Optuna cannot sample in this study: the same reason 3 times stops it
+    _write(path, trials=9, max_epochs=2, search__keep_prob__high=0.9, search__batchnorm=["none", "after_activation"])
+    incompatible = CliRunner().invoke(main, ["optimize", str(path), "--storage", url, "--allow-changes"])
+    assert incompatible.exit_code == 1, incompatible.output
+    assert "the last 3 trials failed with the same error: ValueError:" in incompatible.stderr
+    failed = [t for t in optuna.load_study(study_name="tiny", storage=url).trials if t.state.name == "FAIL"]
+    assert len(failed) == 3 and all(t.user_attrs["fail_reason"].startswith("ValueError:") for t in failed)
+
 
 def test_what_counts_as_a_change(tmp_path: Path) -> None:
     """Task, search space, fixed settings and seed are identity; trials and sampler/pruner

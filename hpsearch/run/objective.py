@@ -56,6 +56,12 @@ class Objective:
         except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
             trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
             raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # e.g. suggest() refusing a search space changed with --allow-changes
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", describe_exception(exc))
+            raise
 
     def _run(self, trial: optuna.Trial) -> float:
         config, task = self.definition.config, self.definition.task
