@@ -37,15 +37,20 @@ def optimize(
     storage: str | None = None,
     timeout: float | None = None,
     on_progress: "Callable[[Progress], None] | None" = None,
+    allow_changes: bool = False,
 ) -> "optuna.Study":
     """Run the study until it holds its target of finished trials; returns the Optuna study.
+
+    A file that differs from the study's definition (task, metric, search space, fixed
+    settings, max_epochs, seed) is refused unless ``allow_changes`` (``--allow-changes``).
 
     Heartbeats are decided as for ``hpsearch optimize``: on for a server database
     (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
     from hpsearch.run.runner import run_study
 
     url = resolve_url(storage)
-    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url))
+    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
+                     allow_changes=allow_changes)
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,8 @@ def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
 
 def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     """The best finished trial of a study, with its settings (searched and fixed)."""
-    import yaml
-
     from hpsearch.study.meta import StudyMeta, best_or_none
+    from hpsearch.study.yaml_load import load_yaml
 
     study = load_study(study_name, storage)
     best = best_or_none(study)
@@ -83,7 +87,7 @@ def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     fixed: dict[str, Any] = {}
     text = study.user_attrs.get("study_file")
     if text:
-        fixed = dict((yaml.safe_load(text) or {}).get("fixed") or {})
+        fixed = dict((load_yaml(text) or {}).get("fixed") or {})  # the same YAML rules as optimize
     meta = StudyMeta.of(study)
     return BestResult(
         study=study_name,

@@ -14,6 +14,12 @@ from typing import Any, Literal
 Kind = Literal["float", "int", "choice"]
 
 
+def _brief(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """What one parameter accepts.
@@ -45,20 +51,20 @@ class ParamSpec:
         """Return ``value`` (ints widened to float for float params) or raise ``ValueError``."""
         if self.kind == "choice":
             if not any(value == c and type(value) is type(c) for c in self.choices):
-                raise ValueError(f"got {value!r}; valid: {self.describe()}")
+                raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
         if self.kind == "int" and not isinstance(value, int):
-            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
         if self.high is not None and (
             value > self.high or (self.high_open and value == self.high)
         ):
-            raise ValueError(f"got {value!r}; valid: {self.describe()}")
+            raise ValueError(f"got {_brief(value)}; valid: {self.describe()}")
         return float(value) if self.kind == "float" else value
 
     def narrowed(self, choices: tuple[Any, ...]) -> "ParamSpec":

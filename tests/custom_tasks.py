@@ -7,6 +7,7 @@ batch (about 0.3 s per epoch), so fault tests can hit a trial in the middle of `
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Mapping
 
@@ -72,3 +73,53 @@ not_a_task = 42
 
 def returns_wrong_type() -> str:
     return "not a Task"
+
+
+# --- factories and data that break the Task contract (tests/test_bad_input.py)
+
+
+def raising_factory() -> Task:
+    raise ValueError("factory exploded on purpose")
+
+
+def exiting_factory() -> Task:
+    raise SystemExit(0)
+
+
+def _with_data(load_data: Any) -> Task:
+    return dataclasses.replace(toy_regression(), load_data=load_data)
+
+
+def _raising_data(seed: int) -> DataSplits:
+    raise OSError("dataset server unreachable (on purpose)")
+
+
+def _exiting_data(seed: int) -> DataSplits:
+    raise SystemExit(3)
+
+
+def _numpy_data(seed: int) -> DataSplits:
+    splits = _data(seed)
+    return DataSplits(*[(x.numpy(), y.numpy()) for x, y in (splits.train, splits.val, splits.test)])
+
+
+def _mismatched_data(seed: int) -> DataSplits:
+    splits = _data(seed)
+    x, y = splits.train
+    return DataSplits(train=(x, y[:-1]), val=splits.val, test=splits.test)
+
+
+def data_raises() -> Task:
+    return _with_data(_raising_data)
+
+
+def data_exits() -> Task:
+    return _with_data(_exiting_data)
+
+
+def numpy_data() -> Task:
+    return _with_data(_numpy_data)
+
+
+def mismatched_data() -> Task:
+    return _with_data(_mismatched_data)

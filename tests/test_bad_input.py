@@ -4,6 +4,7 @@ nothing written to the database."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,18 @@ def study(**changes: Any) -> str:
 
 
 DELETE = object()
+
+
+def toy(task: str) -> str:
+    """A valid study for the test task ``custom_tasks:toy_regression`` run through ``task``."""
+    return study(task=f"custom_tasks:{task}", fixed__hidden_units=DELETE, fixed__hidden_layers=DELETE)
+
+
+# A real "billion laughs" document: 9 aliases per level, 9 levels, under 600 bytes.
+ALIAS_BOMB = "study: tiny\n" + 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)
+MANY_ALIASES = "study: tiny\nx: &x 1\ny: [" + ", ".join(["*x"] * 150) + "]\n"
 
 # (case id, study file text, extra CLI args, substrings the error line must contain)
 CASES: list[tuple[str, str | None, list[str], list[str]]] = [
@@ -74,6 +87,41 @@ CASES: list[tuple[str, str | None, list[str], list[str]]] = [
     ("malformed-storage-url", study(), ["--storage", "not a url"], ["storage", "malformed URL"]),
     ("sqlite-missing-directory", study(), ["--storage", "sqlite:////nonexistent-dir/x/studies.db"], ["storage", "does not exist"]),
     ("unreachable-postgres", study(), ["--storage", "postgresql+psycopg2://user:s3cret-pw@127.0.0.1:1/db"], ["storage", "cannot open", "***"]),
+    # issue 11: hostile and careless files
+    ("alias-bomb", ALIAS_BOMB, [], ["expands to more than 10000 values"]),
+    ("too-many-aliases", MANY_ALIASES, [], ["more than 100 aliases"]),
+    ("duplicate-top-key", study() + "trials: 50\n", [], ["duplicate key 'trials'", "line"]),
+    ("duplicate-nested-key", study().replace("    log: true\n", "    log: true\n    low: 0.005\n", 1), [],
+     ["duplicate key 'low'", "first on line"]),
+    ("step-nan", study(search__keep_prob={"low": 0.5, "high": 1.0, "step": float("nan")}), [], ["search.keep_prob.step", "finite"]),
+    ("step-inf", study(search__keep_prob={"low": 0.5, "high": 1.0, "step": float("inf")}), [], ["search.keep_prob.step", "finite"]),
+    ("step-not-dividing", study(search__keep_prob={"low": 0.5, "high": 1.0, "step": 0.3}), [],
+     ["search.keep_prob.step", "does not divide", "[0.5, 1.0]"]),
+    ("int-step-not-dividing", study(search__hidden_units={"low": 8, "high": 64, "step": 10}, fixed__hidden_units=DELETE), [],
+     ["search.hidden_units.step", "does not divide"]),
+    ("duplicate-choices", study(search__batchnorm=["none", "before_activation", "none"]), [], ["search.batchnorm", "'none' is listed twice"]),
+    ("sampler-option-wrong-type", study(sampler={"type": "tpe", "n_startup_trials": "x"}), [], ["sampler.n_startup_trials", "integer", "'x'"]),
+    ("sampler-option-nan", study(sampler={"type": "cmaes", "sigma0": float("nan")}), [], ["sampler.sigma0", "finite"]),
+    ("pruner-option-wrong-type", study(pruner={"type": "hyperband", "reduction_factor": "x"}), [], ["pruner.reduction_factor", "integer"]),
+    ("pruner-option-bool-for-int", study(pruner={"type": "median", "n_warmup_steps": True}), [], ["pruner.n_warmup_steps", "integer"]),
+    ("task-os-system", study(task="os:system"), [], ["task", "os:system", "not a task factory"]),
+    ("task-builtins-eval", study(task="builtins:eval"), [], ["task", "builtins:eval", "not a task factory"]),
+    ("task-builtins-exit", study(task="builtins:exit"), [], ["task", "builtins:exit", "not a task factory"]),
+    ("task-factory-raises", study(task="custom_tasks:raising_factory"), [], ["task", "failed", "ValueError: factory exploded"]),
+    ("task-factory-exits", study(task="custom_tasks:exiting_factory"), [], ["task", "failed", "SystemExit"]),
+    ("load-data-raises", toy("data_raises"), [], ["load_data failed", "OSError: dataset server unreachable"]),
+    ("load-data-exits", toy("data_exits"), [], ["load_data failed", "SystemExit"]),
+    ("load-data-numpy", toy("numpy_data"), [], ["train x is numpy.ndarray", "torch.Tensor", "torch.as_tensor"]),
+    ("load-data-mismatched", toy("mismatched_data"), [], ["train has 180 inputs but 179 targets"]),
+    ("study-name-too-long", study(study="s" * 600), [], ["study", "at most 200 characters"]),
+    ("study-name-nul", study(study="a\x00b"), [], ["study", "cannot contain '\\x00'"]),
+    ("study-name-dotdot", study(study=".."), [], ["study", "not a usable study name"]),
+    ("study-name-slash", study(study="a/b"), [], ["study", "cannot contain '/'"]),
+    ("cli-study-name-dotdot", study(), ["--study-name", ".."], ["study", "not a usable study name"]),
+    ("workers-over-limit", study(), ["--workers", "1000"], ["--workers", "1000", "limit"]),
+    ("workers-zero", study(), ["--workers", "0"], ["--workers", "outside 1..64"]),
+    ("postgres-without-driver", study(), ["--storage", "postgresql://user:s3cret-pw@127.0.0.1:1/db"],
+     ["storage", "cannot open postgresql+psycopg2://user:***@"]),
 ]
 
 
@@ -91,7 +139,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
-    if not any(a.startswith("--storage") for a in args):
+    if not any(a.startswith("--storage") or a == "--workers" for a in args):
         assert "bad.yaml" in err
     for fragment in expected:
         assert fragment in err, f"{fragment!r} not in {err!r}"
@@ -135,3 +183,128 @@ def test_read_commands_on_a_database_that_is_not_optuna(tmp_path: Path, command:
     result = CliRunner().invoke(main, [*command, "--storage", f"sqlite:///{db}"])
     assert result.exit_code == 2
     assert "not an Optuna study database" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["sampler-option-wrong-type", "pruner-option-wrong-type", "load-data-raises", "step-not-dividing"])
+def test_bad_input_with_a_worker_pool_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """``--workers 2`` checks everything before the pool creates the study."""
+    text, _, expected = next(c[1:] for c in CASES if c[0] == case)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["optimize", str(path), "--workers", "2"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert all(fragment in result.stderr for fragment in expected)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def _special_file(kind: str, tmp_path: Path) -> str:
+    """A study-file path that is not an ordinary small YAML file."""
+    if kind == "dev-zero":
+        return "/dev/zero"
+    path = tmp_path / "special.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody ever writes to it: opening it for reading would block
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "oversized":
+        path.write_text(study() + "# padding\n" * 200_000)
+    elif kind == "not-utf8":
+        path.write_bytes(study().encode() + b"# \xff\xfe\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("dev-zero", "not a regular file"),
+        ("fifo", "not a regular file"),
+        ("directory", "not a regular file"),
+        ("oversized", "a study file is at most 1000000 bytes"),
+        ("not-utf8", "not UTF-8"),
+    ],
+)
+def test_study_file_that_is_not_a_small_regular_file(tmp_path: Path, kind: str, expected: str) -> None:
+    """Bounded reads of regular files only: /dev/zero, a FIFO (would hang), a directory, a
+    huge file, binary junk: one line, exit 2, in a real process with a time limit."""
+    path = _special_file(kind, tmp_path)
+    proc = run_cli("optimize", path, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert expected in proc.stderr and path in proc.stderr
+    assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_alias_bomb_fails_fast_and_quotes_nothing_of_it(tmp_path: Path) -> None:
+    """The 9^9 expansion is never built or printed: the error comes at once and stays short."""
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB)
+    assert len(ALIAS_BOMB) < 600
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["optimize", str(path)])
+    assert result.exit_code == 2 and time.perf_counter() - started < 5
+    assert len(result.stderr) < 300 and "lol" not in result.stderr
+
+
+def test_yaml_12_numbers_and_long_values_in_messages() -> None:
+    """``1e-4`` is a float in every numeric field (YAML 1.2; PyYAML's 1.1 rules read a string);
+    a huge wrong value is quoted cut short."""
+    from hpsearch.errors import ConfigError
+    from hpsearch.study.config import parse_study
+
+    text = study(search__learning_rate=DELETE, fixed__learning_rate=0.5, sampler={"type": "tpe", "n_startup_trials": 3})
+    text = text.replace("learning_rate: 0.5", "learning_rate: 1e-4").replace("n_startup_trials: 3", "gamma_unused: 1E+2")
+    config = parse_study(text.replace("  gamma_unused: 1E+2\n", "") + "metric: val_acc\n")
+    assert config.fixed["learning_rate"] == 1e-4 and isinstance(config.fixed["learning_rate"], float)
+    ranged = parse_study(study(search__weight_decay={"low": 0, "high": 1}).replace("low: 0\n", "low: 1e-6\n").replace("high: 1\n", "high: 1E-1\n"))
+    assert ranged.search["weight_decay"].low == 1e-6 and ranged.search["weight_decay"].high == 0.1
+    assert parse_study("study: s\ntask: t\ntrials: 3\nmax_epochs: 2\nfixed: {a: .5, b: -2.5e3, c: 1_000.5, d: '1e-4', e: 10}\n").fixed == {
+        "a": 0.5, "b": -2500.0, "c": 1000.5, "d": "1e-4", "e": 10,
+    }
+    with pytest.raises(ConfigError, match="trials: Input should be a valid integer, got 1000.0"):
+        parse_study(study().replace("trials: 3", "trials: 1e3"))
+    with pytest.raises(ConfigError) as info:
+        parse_study(study(trials="x" * 100_000))
+    assert len(str(info.value)) < 200
+
+
+def test_custom_task_imports_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``task: mymodule:factory`` finds mymodule.py in the working directory, without PYTHONPATH."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", os.getcwd())])  # restored afterwards
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_cwd_tasks.py").write_text(
+        "from hpsearch.tasks import resolve_task\n\ndef make():\n    return resolve_task('digits-mlp')\n"
+    )
+    path = tmp_path / "study.yaml"
+    # a metric the imported task does not report: the import worked once the task is checked
+    path.write_text(study(task="my_cwd_tasks:make", metric="val_f1"))
+    result = CliRunner().invoke(main, ["optimize", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "metric: task digits-mlp does not report 'val_f1'" in result.stderr
+
+
+def test_the_same_error_three_times_in_a_row_stops_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that always raises: the study stops after 3 trials with that error, exit 1."""
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "study.yaml"
+    path.write_text(study(task="custom_tasks:toy_regression", trials=20, fixed__hidden_units=DELETE, fixed__hidden_layers=DELETE,
+                          fixed__behaviour="raise"))
+    result = CliRunner().invoke(main, ["optimize", str(path), "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}"])
+    assert result.exit_code == 1, result.output
+    assert "the last 3 trials failed with the same error: RuntimeError: boom from the custom model" in result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'db.sqlite'}").trials
+    assert [t.state.name for t in trials] == ["FAIL"] * 3
+
+
+def test_report_folder_of_a_dotted_name_stays_inside_reports() -> None:
+    """A study named ``..`` (possible before names were checked) gets ``reports/__``."""
+    from hpsearch.analysis.report.build import safe_name
+
+    assert [safe_name(n) for n in ("..", ".", "a/../b", "a..b", "")] == ["__", "_", "a_.._b", "a..b", "_"]

@@ -23,7 +23,7 @@ def test_sigkill_mid_trial_is_retried_with_same_params_and_resumes_from_checkpoi
         # the victim is inside fit with >= 2 epochs done and checkpointed
         def victim_ready():
             for t in in_fit(pg_url, victim_proc.pid, epochs=2):
-                if (ckpt_dir / "slow" / f"trial-{t.number}.ckpt").exists():
+                if list((ckpt_dir / "slow").glob(f"*/trial-{t.number}.ckpt")):  # DIR/<study>/<key>/
                     return t
             return None
 

@@ -15,11 +15,20 @@ from hpsearch.errors import ConfigError
 BASE_COLUMNS = ["number", "state", "value", "duration_s", "datetime_start", "datetime_complete"]
 
 
+# A text cell starting with one of these is a formula in Excel/LibreOffice (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
+    """A CSV cell: ``""`` for None, JSON for containers; a *text* value that a spreadsheet
+    would run as a formula gets a leading ``'``. Numbers are written as they are (a negative
+    value stays a number)."""
     if value is None:
         return ""
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
+        value = json.dumps(value, default=str)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     return value
 
 

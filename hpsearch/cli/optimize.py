@@ -11,7 +11,7 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 
 
 @click.command()
-@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.argument("study_file", type=click.Path())  # checked by the loader: one line, exit 2
 @storage_options
 @click.option("--study-name", help="Study name in the database [default: the file's `study`].")
 @click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
@@ -19,9 +19,15 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop starting new trials after S seconds.")
 @click.option("--seed", type=int, help="Study seed: data split, sampler, per-trial seeds.")
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=1, show_default=True,
-    help="Worker processes on this node, all on the same study; torch threads per worker = cores // K, "
+    "--workers", type=int, default=1, show_default=True,
+    help="Worker processes on this node (1 to 64), all on the same study; torch threads per worker = cores // K, "
     "worker i uses GPU i mod G. Finished trials end between the target and target + K - 1.",
+)
+@click.option(
+    "--allow-changes", is_flag=True,
+    help="Run even though the file's task, metric, search space, fixed settings, max_epochs or seed differ "
+    "from the study's (the change is recorded in the study user attr hpsearch_definition_changes); "
+    "without it such a run is refused with the changed keys.",
 )
 @click.option(
     "--worker-index", type=click.IntRange(min=0), envvar="HPSEARCH_WORKER_INDEX", default=0, show_default=True,
@@ -57,6 +63,7 @@ def optimize(
     timeout: float | None,
     seed: int | None,
     workers: int,
+    allow_changes: bool,
     worker_index: int,
     heartbeat: int | None,
     grace: int,
@@ -71,8 +78,10 @@ def optimize(
     SIGINT/SIGTERM fail the running trial and exit with 130/143.
     """
     from hpsearch.api import load_study_file
+    from hpsearch.run.workers import check_workers
     from hpsearch.store.heartbeat import heartbeat_for
 
+    check_workers(workers)
     definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed)
     beat = heartbeat_for(cli.url, heartbeat, grace, shared=workers > 1 or pool_worker)
     if workers > 1:
@@ -81,12 +90,12 @@ def optimize(
             "--seed": seed, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
             "--checkpoint-dir": checkpoint_dir,
         }
-        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers))
-    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker)
+        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, allow_changes))
+    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, allow_changes)
 
 
 def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,
-               worker_index: int, pool_worker: bool) -> None:
+               worker_index: int, pool_worker: bool, allow_changes: bool) -> None:
     """One process: a banner, one line per trial, the closing summary (a pool worker prints
     only its prefixed trial lines)."""
     from hpsearch.console import progress_line, study_result
@@ -107,13 +116,14 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
     signals.install()
     study = run_study(
         definition, cli.url, timeout=timeout, on_progress=lambda p: click.echo(progress_line(p, prefix)), on_start=banner,
-        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
+        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index, allow_changes=allow_changes,
     )
     if not pool_worker:
         click.echo(study_result(study, config.trials))
 
 
-def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int) -> int:
+def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int,
+              allow_changes: bool) -> int:
     """``--workers K``: a banner, the workers' own lines, then the summary; returns the exit code."""
     import signal
 
@@ -130,7 +140,10 @@ def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping
             f"{start.threads} torch thread(s) each" + (f", GPUs {','.join(start.gpus)}" if start.gpus else "")
         )
 
-    outcome = run_local_pool(definition, cli.url, workers, forwarded, cli.root_options(), first_index, on_start=banner)
+    # The pool checks the definition (and with --allow-changes records the change) before its
+    # workers start; they then find the study's definition equal to the file's.
+    outcome = run_local_pool(definition, cli.url, workers, forwarded, cli.root_options(), first_index, on_start=banner,
+                             allow_changes=allow_changes)
     for index in outcome.result.failed:
         click.echo(f"worker {index}: {describe_exit(outcome.result.returncodes[index])}", err=True)
     if outcome.result.signal is not None:

@@ -1,8 +1,10 @@
 """Per-epoch trial checkpoints, so that a trial re-run after its worker died resumes training
 from the dead worker's last finished epoch instead of from scratch.
 
-Layout: ``DIR/<study>/trial-<N>.ckpt`` where N is the number of the *original* trial of a
-retry chain (Optuna's ``RetryHeartbeatStaleTrialCallback`` re-queues a stale trial under a new
+Layout: ``DIR/<study>/<key>/trial-<N>.ckpt`` where ``key`` names the study as created (its
+uid) and its definition (fingerprint hash), so only the re-run of the same trial of the same
+study can resume a file (see :func:`hpsearch.run.identity.checkpoint_key`), and N is the number
+of the *original* trial of a retry chain (Optuna's ``RetryHeartbeatStaleTrialCallback`` re-queues a stale trial under a new
 number; every retry shares the original's file). ``DIR`` should be shared storage when workers
 run on several nodes. A file is written atomically (temp file + rename) after every training
 epoch and removed when the trial finishes. Off by default: a trial then does no extra work.
@@ -31,14 +33,15 @@ def root_trial_number(trial: Any) -> int:
 
 @dataclass(frozen=True)
 class CheckpointDir:
-    """Where the checkpoints of one study live."""
+    """Where the checkpoints of one study (as created, with one definition: ``key``) live."""
 
     root: Path
     study: str
+    key: str = "default"
 
     def path_for(self, trial_number: int) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study) or "study"
-        return self.root / safe / f"trial-{trial_number}.ckpt"
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", self.study) or "study"
+        return self.root / safe / self.key / f"trial-{trial_number}.ckpt"
 
 
 class EpochCheckpoint(pl.Callback):

@@ -60,6 +60,12 @@ class Objective:
         except DatabaseFailure as exc:  # the run ends with it (see runner._StopAtTarget)
             self.fatal.append(exc)
             raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # e.g. suggest() refusing a search space changed with --allow-changes
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", describe_exception(exc))
+            raise
 
     def _run(self, trial: optuna.Trial) -> float:
         config, task = self.definition.config, self.definition.task

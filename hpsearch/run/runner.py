@@ -16,6 +16,7 @@ import hpsearch
 from hpsearch.errors import ConfigError, DatabaseFailure, HPSearchError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
+from hpsearch.run.identity import check_identity, checkpoint_key
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
 from hpsearch.store.connect import connect
@@ -26,10 +27,13 @@ from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.config import StudyFile
 from hpsearch.study.definition import StudyDefinition, define
 from hpsearch.study.meta import METRIC_ATTR, best_or_none
+from hpsearch.tasks.checked import load_checked_data
 
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 10
+# The same failure reason this many times in a row stops the study at once: it is not chance.
+MAX_SAME_FAILURES = 3
 # Sampler seed offset between workers started together (they all see the same trial count).
 WORKER_SEED_STRIDE = 1_000_003
 
@@ -65,6 +69,8 @@ class _StopAtTarget:
         self.objective = objective
         self.started = time.perf_counter()
         self.failures_in_row = 0
+        self.same_failures = 0
+        self.last_reason: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.objective is not None and self.objective.fatal:
@@ -72,19 +78,30 @@ class _StopAtTarget:
         check_database(study)
         finished = finished_trials(study)  # one COUNT query: cheap also in a 10,000-trial study
         self.failures_in_row = self.failures_in_row + 1 if trial.state == TrialState.FAIL else 0
+        reason = trial.user_attrs.get("fail_reason") if trial.state == TrialState.FAIL else None
+        self.same_failures = self.same_failures + 1 if reason is not None and reason == self.last_reason else int(reason is not None)
+        self.last_reason = reason
         if self.on_progress is not None:
             self.on_progress(
                 Progress(trial, finished, self.target, best_or_none(study), time.perf_counter() - self.started, self.metric)
             )
-        if finished >= self.target or self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or signals.received():
+        if finished >= self.target or self.failing or signals.received():
             study.stop()
+
+    @property
+    def failing(self) -> bool:
+        """Too many failures in a row, or the same failure reason too often in a row."""
+        return self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or self.same_failures >= MAX_SAME_FAILURES
 
 
 def create_or_load(
-    definition: StudyDefinition, url: str, heartbeat: Heartbeat | None = None, pruner: optuna.pruners.BasePruner | None = None
+    definition: StudyDefinition, url: str, heartbeat: Heartbeat | None = None, pruner: optuna.pruners.BasePruner | None = None,
+    allow_changes: bool = False,
 ) -> optuna.Study:
     """The study named in the definition on the database at ``url``, created if missing; a
-    stored direction that differs from the file's is a :class:`ConfigError`."""
+    stored direction that differs from the file's, or a definition that differs from the one
+    the study was created with (unless ``allow_changes``), is a :class:`ConfigError` raised
+    before anything is written (see :mod:`hpsearch.run.identity`)."""
     config = definition.config
     study = optuna.create_study(
         storage=connect(url, heartbeat=heartbeat), study_name=config.study, direction=StudyDirection[definition.direction.upper()],
@@ -96,6 +113,7 @@ def create_or_load(
             f"{definition.path}: direction: study {config.study!r} in {mask_url(url)} "
             f"was created to {stored}, the file says {definition.direction}"
         )
+    check_identity(study, definition, url, allow_changes)
     return study
 
 
@@ -123,27 +141,28 @@ def open_study(
     heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
+    allow_changes: bool = False,
 ) -> tuple[optuna.Study, Objective]:
     """Validate, then create or load the study (sampler, pruner, user attrs) and build its
-    objective. All validation happens before the database is touched. See :func:`run_study`
-    for ``heartbeat``, ``checkpoint_dir`` and ``worker_index``."""
+    objective. All validation (the task's data included) happens before the database is
+    touched. See :func:`run_study` for the other arguments."""
     definition = define(study_file)
     config = definition.config
     build_sampler(config.sampler, config.seed, definition.path)  # validates options early
     pruner = build_pruner(config.pruner, config.max_epochs, definition.path)
-    study = create_or_load(definition, storage_url, heartbeat, pruner)
+    data = load_checked_data(definition.task, config.seed, definition.path)
+    study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
     # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
     # already there, so its sampler does not replay the first run's proposals; workers started
     # together (same trial count) are told apart by their index.
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
     study.sampler = build_sampler(config.sampler, sampler_seed)
     _record_definition(study, definition)
-    data = definition.task.load_data(config.seed)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
-    checkpoints = CheckpointDir(Path(checkpoint_dir), config.study) if checkpoint_dir else None
+    checkpoints = CheckpointDir(Path(checkpoint_dir), config.study, checkpoint_key(study)) if checkpoint_dir else None
     return study, Objective(definition, data, checkpoints)
 
 
@@ -156,6 +175,7 @@ def run_study(
     heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
+    allow_changes: bool = False,
 ) -> optuna.Study:
     """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
@@ -169,11 +189,12 @@ def run_study(
     ``trials + K - 1`` finished trials. ``heartbeat`` (``None``: off) lets a surviving worker
     fail and re-run the trial of a dead one; ``checkpoint_dir`` makes such a re-run resume
     from the dead trial's last epoch. ``worker_index`` offsets the sampler seed so workers
-    started together explore different points. A SIGINT/SIGTERM (after
+    started together explore different points. ``allow_changes`` lets a file that differs
+    from the study's definition add trials to it (see :mod:`hpsearch.run.identity`). A SIGINT/SIGTERM (after
     :func:`hpsearch.run.signals.install`) fails the running trial and raises
     :class:`hpsearch.run.signals.Interrupted`.
     """
-    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index)
+    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
     target = objective.definition.config.trials
     finished = finished_trials(study)
     if on_start is not None:
@@ -191,6 +212,8 @@ def run_study(
             check_database(study)
     finally:
         _fail_own_running(study, objective.started)
+    if stopper.same_failures >= MAX_SAME_FAILURES:
+        raise StudyFailingError(f"stopped: the last {stopper.same_failures} trials failed with the same error: {stopper.last_reason}")
     if stopper.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
         _raise_failing(study)
     return study

@@ -31,6 +31,21 @@ if TYPE_CHECKING:
     from hpsearch.study.definition import StudyDefinition
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Most worker processes ``--workers`` starts on one node (each is a full Python process with
+#: torch, about 400 MB); more workers belong on more nodes.
+MAX_WORKERS = 64
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` if it is between 1 and :data:`MAX_WORKERS`, else :class:`ConfigError`."""
+    from hpsearch.errors import ConfigError
+
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(
+            f"--workers: {workers} is outside 1..{MAX_WORKERS}, the limit of worker processes on one node "
+            "(each holds its own torch, ~400 MB); run more nodes on one PostgreSQL database instead"
+        )
+    return workers
 
 
 def available_cores() -> int:
@@ -179,20 +194,29 @@ def run_local_pool(
     root_options: Sequence[str] = (),
     first_index: int = 0,
     on_start: Callable[[PoolStart], None] | None = None,
+    allow_changes: bool = False,
 ) -> PoolOutcome:
     """``hpsearch optimize --workers K``: open the study once (schema, study row), start K
     workers and wait for them; ``on_start`` is called before they start.
 
     Worker i gets the global index ``first_index + i`` (sampler seed offset; with
     ``--workers K --worker-index J`` on every node, pass ``first_index = J * K``) and the local
-    index i for its GPU."""
+    index i for its GPU. Everything is checked before the study is created or changed: the
+    worker count, the sampler and pruner, the task's data, the study's definition (a changed
+    one only with ``allow_changes``)."""
     from hpsearch.run.runner import create_or_load
     from hpsearch.store.queries import load_study, study_state_counts
+    from hpsearch.study.algorithms import build_pruner, build_sampler
     from hpsearch.study.definition import define
+    from hpsearch.tasks.checked import load_checked_data
 
+    check_workers(workers)
     definition = define(study_file)
     config = definition.config
-    study = create_or_load(definition, url)
+    build_sampler(config.sampler, config.seed, definition.path)
+    build_pruner(config.pruner, config.max_epochs, definition.path)
+    load_checked_data(definition.task, config.seed, definition.path)
+    study = create_or_load(definition, url, allow_changes=allow_changes)
     cores = available_cores()
     gpus = visible_gpus(os.environ)
     if on_start is not None:

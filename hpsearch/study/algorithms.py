@@ -11,22 +11,26 @@ import optuna
 from hpsearch.errors import ConfigError
 from hpsearch.study.config import PrunerConfig, SamplerConfig
 from hpsearch.study.history import BoundedHistorySampler
+from hpsearch.study.option_types import option_type_error
 
 
 def _construct(section: str, kind: str, cls: type, options: dict[str, Any], preset: dict[str, Any], path: str) -> Any:
     """``cls(**preset, **options)`` after checking every option is a constructor argument
     that hpsearch does not set itself."""
     accepted = [k for k in inspect.signature(cls).parameters if k not in preset]
-    for key in options:
+    for key, value in options.items():
         if key not in accepted:
             raise ConfigError(
                 f"{path}: {section}.{key}: not an option of the {kind} {section}; valid: {', '.join(accepted)}"
             )
+        problem = option_type_error(cls, key, value)
+        if problem:
+            raise ConfigError(f"{path}: {section}.{key}: {problem}")
     try:
         with warnings.catch_warnings():  # gp/qmc/cmaes options print experimental warnings
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return cls(**preset, **options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
         raise ConfigError(f"{path}: {section}: invalid options for {kind}: {exc}") from None
 
 

@@ -16,6 +16,25 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from hpsearch.errors import ConfigError
 from hpsearch.params import STUDY_SETTINGS
+from hpsearch.study.yaml_load import load_yaml, read_study_text, short_repr
+
+#: Longest study name: the database holds 512 characters, a directory name 255 bytes, and
+#: ``hpsearch verify`` adds ``:verify``.
+MAX_STUDY_NAME = 200
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if the database, the report and checkpoint paths all accept it; else ``ValueError``."""
+    if not name:
+        raise ValueError("a study name cannot be empty")
+    if len(name) > MAX_STUDY_NAME:
+        raise ValueError(f"a study name has at most {MAX_STUDY_NAME} characters, got {len(name)}")
+    bad = next((c for c in name if ord(c) < 32 or ord(c) == 127 or c in "/\\"), None)
+    if bad is not None:
+        raise ValueError(f"a study name cannot contain {bad!r} (control characters and slashes are not allowed)")
+    if name.strip(". ") == "" or name != name.strip():
+        raise ValueError(f"{short_repr(name)} is not a usable study name (no leading/trailing spaces, not only dots)")
+    return name
 
 
 class _Strict(BaseModel):
@@ -75,7 +94,7 @@ class PrunerConfig(BaseModel):
 class StudyConfig(_Strict):
     """A validated study file."""
 
-    study: str = Field(min_length=1)
+    study: Annotated[str, AfterValidator(check_study_name)]
     task: str = Field(min_length=1)
     metric: str | None = None
     direction: Literal["maximize", "minimize"] | None = None
@@ -94,10 +113,7 @@ class StudyConfig(_Strict):
         if isinstance(value, dict):
             for key, spec in value.items():
                 if not isinstance(spec, (list, dict)):
-                    raise ValueError(
-                        f"{key}: expected a list of choices or a range {{low, high, log}}, "
-                        f"got {spec!r}"
-                    )
+                    raise ValueError(f"{key}: expected a list of choices or a range {{low, high, log}}, got {short_repr(spec)}")
         return value
 
 
@@ -119,9 +135,9 @@ def _error_line(path: str, exc: ValidationError) -> str:
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif err["type"] == "literal_error":
-        msg = f"got {err.get('input')!r}; valid: " + msg.removeprefix("Input should be ")
+        msg = f"got {short_repr(err.get('input'))}; valid: " + msg.removeprefix("Input should be ")
     elif "input" in err and err["type"] not in ("value_error",):
-        msg = f"{msg}, got {err['input']!r}"
+        msg = f"{msg}, got {short_repr(err['input'])}"
     msg = msg.removeprefix("Value error, ")
     return f"{path}: {loc}: {msg}" if loc else f"{path}: {msg}"
 
@@ -129,7 +145,9 @@ def _error_line(path: str, exc: ValidationError) -> str:
 def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | None = None) -> StudyConfig:
     """Parse and validate study YAML; ``overrides`` (e.g. from the CLI) replace top-level keys."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -147,12 +165,7 @@ def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | N
 
 
 def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
-    """Read, parse and validate a study file (structure only; see :func:`check_against_task`)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: study file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read study file: {exc}") from None
+    """Read, parse and validate a study file (structure only; see :func:`check_against_task`).
+    Only a regular file of at most 1 MB is read (see :mod:`hpsearch.study.yaml_load`)."""
+    text = read_study_text(path)
     return StudyFile(path=str(path), text=text, config=parse_study(text, str(path), overrides))

@@ -3,6 +3,7 @@ trial's parameters into a :class:`Regularization` and the task's other options."
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -45,8 +46,30 @@ def _check_range(where: str, name: str, spec: ParamSpec, rng: Range) -> None:
         raise ConfigError(f"{where}: step cannot be combined with log: true")
     if spec.kind == "int" and rng.step is not None and not isinstance(rng.step, int):
         raise ConfigError(f"{where}.step: {name} takes integers, got {rng.step!r}")
-    if rng.step is not None and rng.step <= 0:
-        raise ConfigError(f"{where}.step: must be > 0, got {rng.step!r}")
+    if rng.step is not None:
+        _check_step(where, rng)
+
+
+def _check_step(where: str, rng: Range) -> None:
+    """A step must be finite, positive and divide ``high - low`` (Optuna would silently move
+    ``high`` otherwise)."""
+    step = rng.step
+    assert step is not None
+    if isinstance(step, bool) or not math.isfinite(step) or step <= 0:
+        raise ConfigError(f"{where}.step: must be a finite number > 0, got {step!r}")
+    span = rng.high - rng.low
+    count = round(span / step)
+    if abs(count * step - span) > 1e-9 * max(abs(span), abs(step)):
+        raise ConfigError(f"{where}.step: {step!r} does not divide the range [{rng.low!r}, {rng.high!r}] (high - low = {span!r})")
+
+
+def _check_unique(where: str, choices: list[Any]) -> None:
+    """Each choice once (a repeated choice would be sampled twice as often, silently)."""
+    seen: list[Any] = []
+    for choice in choices:
+        if any(choice == s and type(choice) is type(s) for s in seen):
+            raise ConfigError(f"{where}: choice {choice!r} is listed twice")
+        seen.append(choice)
 
 
 def check_against_task(config: StudyConfig, task: Task, path: str) -> None:
@@ -73,6 +96,8 @@ def check_against_task(config: StudyConfig, task: Task, path: str) -> None:
                     spec.check(choice)
                 except ValueError as exc:
                     raise ConfigError(f"{where}: {exc}") from None
+            if section == "search":
+                _check_unique(where, list(choices))
     if config.metric is not None and config.metric not in task.metrics:
         raise ConfigError(
             f"{path}: metric: task {task.name} does not report {config.metric!r}; valid: {', '.join(task.metrics)}"

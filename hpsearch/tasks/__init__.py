@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
 from typing import Callable
 
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, describe_exception
 from hpsearch.tasks.base import DataSplits, Task
 
 __all__ = ["Task", "DataSplits", "resolve_task", "builtin_task_names"]
@@ -42,14 +45,24 @@ def resolve_task(ref: str) -> Task:
             "or 'package.module:factory' for a custom task"
         )
     module_name, _, attr = ref.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:  # custom tasks import from the working directory
+        sys.path.append(cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"task: cannot import module {module_name!r} of custom task {ref!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"task: importing module {module_name!r} of custom task {ref!r} failed: {describe_exception(exc)}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ConfigError(f"task: {module_name!r} has no callable {attr!r} (custom task {ref!r})")
-    task = factory()
+    if inspect.isbuiltin(factory) or module_name == "builtins":  # os:system, builtins:eval
+        raise ConfigError(f"task: {ref!r} is a built-in function of Python, not a task factory")
+    try:
+        task = factory()
+    except (Exception, SystemExit) as exc:  # os:system, builtins:exit, a factory that raises
+        raise ConfigError(f"task: the factory of custom task {ref!r} failed: {describe_exception(exc)}") from None
     if not isinstance(task, Task):
         raise ConfigError(f"task: {ref!r} returned {type(task).__name__}, expected hpsearch.tasks.Task")
     return task

@@ -33,8 +33,11 @@ class ReportResult:
 
 
 def safe_name(name: str) -> str:
-    """``name`` with every character a file name should not hold replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    """``name`` with every character a file name should not hold replaced by ``_``; a name of
+    dots only (``..``, made before hpsearch checked study names) becomes underscores, so it
+    never points outside ``reports/``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    return "_" * max(1, len(safe)) if safe.strip(".") == "" else safe
 
 
 @dataclass

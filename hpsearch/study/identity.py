@@ -1,0 +1,73 @@
+"""A study's identity: the part of the study file that decides what its trials mean.
+
+The fingerprint holds the task, metric, direction, search space, fixed settings,
+``max_epochs`` and seed, one flat key per setting (``search.weight_decay.high``). It is stored
+when a study is created; a later run with a file whose fingerprint differs would add trials of
+another experiment to the study, so it is refused unless the user explicitly allows it.
+``trials``, timeouts and the sampler/pruner options are not part of it: they change how the
+search proceeds, not what a trial measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Mapping
+
+from hpsearch.study.config import Range
+
+if TYPE_CHECKING:
+    from hpsearch.study.definition import StudyDefinition
+
+#: Study user attr: the fingerprint of the definition the study was created (or last allowed) with.
+FINGERPRINT_ATTR = "hpsearch_fingerprint"
+#: Study user attr: a random id given at creation, so a study deleted and made again is another study.
+UID_ATTR = "hpsearch_study_uid"
+#: Study user attr: the list of changes allowed with ``--allow-changes``.
+CHANGES_ATTR = "hpsearch_definition_changes"
+#: Keys that cannot change even with ``--allow-changes``: the stored values would mean something else.
+UNCHANGEABLE = ("metric", "direction")
+
+
+def fingerprint(definition: "StudyDefinition") -> dict[str, Any]:
+    """The definition's identity as a flat ``{key: JSON value}`` mapping."""
+    config = definition.config
+    flat: dict[str, Any] = {
+        "task": config.task,
+        "metric": definition.metric,
+        "direction": definition.direction,
+        "max_epochs": config.max_epochs,
+        "seed": config.seed,
+    }
+    for name, value in sorted(config.search.items()):
+        if isinstance(value, Range):
+            flat.update({f"search.{name}.{key}": getattr(value, key) for key in ("low", "high", "log", "step")})
+        else:
+            flat[f"search.{name}"] = list(value)
+    for name, value in sorted(config.fixed.items()):
+        flat[f"fixed.{name}"] = value
+    return json.loads(json.dumps(flat, sort_keys=True, default=str))  # exactly what storing it round-trips to
+
+
+def fingerprint_hash(flat: Mapping[str, Any]) -> str:
+    """A short stable hash of a fingerprint (for checkpoint paths)."""
+    return hashlib.sha256(json.dumps(dict(flat), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+_ABSENT = object()
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keys whose value differs (present in one only counts), sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k, _ABSENT) != new.get(k, _ABSENT) or (k in old) != (k in new))
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """One line per changed key: ``search.weight_decay.high: 0.1 -> 0.5``."""
+    return [f"{k}: {_show(old.get(k, _ABSENT))} -> {_show(new.get(k, _ABSENT))}" for k in changed_keys(old, new)]
