@@ -74,14 +74,14 @@ def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     """The best finished trial of a study, with its settings (searched and fixed)."""
     import yaml
 
-    from hpsearch.study.meta import StudyMeta, best_or_none
+    from hpsearch.study.meta import StudyMeta, best_or_none, stored_study_file
 
     study = load_study(study_name, storage)
     best = best_or_none(study)
     if best is None:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial yet")
     fixed: dict[str, Any] = {}
-    text = study.user_attrs.get("study_file")
+    text = stored_study_file(study)
     if text:
         fixed = dict((yaml.safe_load(text) or {}).get("fixed") or {})
     meta = StudyMeta.of(study)

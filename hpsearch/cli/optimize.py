@@ -11,7 +11,7 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 
 
 @click.command()
-@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.argument("study_file")
 @storage_options
 @click.option("--study-name", help="Study name in the database [default: the file's `study`].")
 @click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
@@ -64,6 +64,9 @@ def optimize(
     pool_worker: bool,
 ) -> None:
     """Run the study in STUDY_FILE until it holds its target of finished trials.
+
+    STUDY_FILE is a path, or the name of a built-in study (`hpsearch examples`) when no such
+    file exists.
 
     Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
     line per trial and, at the end, the best trial's settings. Several workers (--workers K, or

@@ -24,7 +24,7 @@ from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.config import StudyFile
 from hpsearch.study.definition import StudyDefinition, define
-from hpsearch.study.meta import METRIC_ATTR, best_or_none
+from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,17 @@ def create_or_load(
 
 
 def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
-    """Store the study file, metric, task and version as study user attrs (only what changed);
-    a study that optimizes another metric is a :class:`ConfigError`."""
+    """Store the metric, task and version as study user attrs, the study file as system attrs
+    and the metric as the study's metric name (only what changed); a study that optimizes
+    another metric is a :class:`ConfigError`."""
     attrs = study.user_attrs
     metric = definition.metric
     if attrs.get(METRIC_ATTR, metric) != metric:
         raise ConfigError(
             f"{definition.path}: metric: study {definition.config.study!r} optimizes {attrs[METRIC_ATTR]!r}, the file says {metric!r}"
         )
-    if attrs.get("study_file") != definition.text:
-        study.set_user_attr("study_file", definition.text)
-        study.set_user_attr("study_file_path", definition.path)
+    record_study_file(study, definition.text, definition.path)
+    record_metric_names(study, metric)
     wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
     for key, value in wanted.items():
         if attrs.get(key) != value:

@@ -7,6 +7,7 @@ No torch/optuna imports here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -140,19 +141,43 @@ def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | N
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
+    _apply_caps(data)
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_error_line(path, exc)) from None
 
 
+#: Environment variables that cap a study's budget (tiny runs for the README test, smoke tests):
+#: ``trials`` and ``max_epochs`` become at most their value, whatever the file or the CLI says.
+BUDGET_CAPS = {"trials": "HPSEARCH_CAP_TRIALS", "max_epochs": "HPSEARCH_CAP_EPOCHS"}
+
+
+def _apply_caps(data: dict[str, Any]) -> None:
+    """Lower ``trials`` / ``max_epochs`` to ``$HPSEARCH_CAP_TRIALS`` / ``$HPSEARCH_CAP_EPOCHS``."""
+    for key, env in BUDGET_CAPS.items():
+        cap = os.environ.get(env, "").strip()
+        if not cap:
+            continue
+        if not cap.isdigit() or int(cap) < 1:
+            raise ConfigError(f"${env}: must be a positive integer, got {cap!r}")
+        if isinstance(data.get(key), int) and data[key] > int(cap):
+            data[key] = int(cap)
+
+
 def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
-    """Read, parse and validate a study file (structure only; see :func:`check_against_task`)."""
-    p = Path(path)
+    """Read, parse and validate a study file (structure only; see :func:`check_against_task`).
+
+    ``path`` may name a built-in study (``quickstart``) when no such file exists."""
+    from hpsearch.study.builtin import builtin_names, resolve_study_path
+
+    p = resolve_study_path(path)
+    path = str(p)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: study file not found") from None
+        names = ", ".join(builtin_names())
+        raise ConfigError(f"{path}: study file not found (built-in studies: {names})") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read study file: {exc}") from None
     return StudyFile(path=str(path), text=text, config=parse_study(text, str(path), overrides))
