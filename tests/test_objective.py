@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 import hpsearch
 from hpsearch.api import load_study_file
 from hpsearch.run.runner import StudyFailingError, run_study
+from hpsearch.study.meta import stored_study_file
 
 
 def test_finished_trials_store_user_attrs(write_study, sqlite_url: str) -> None:
