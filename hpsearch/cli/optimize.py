@@ -46,6 +46,10 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
     "re-run of a dead worker's trial resumes from its last epoch; removed when the trial finishes "
     "[env: HPSEARCH_CHECKPOINT_DIR; default: no checkpoints].",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True,
+    help="Print only the closing summary (best trial and its settings); errors still go to stderr.",
+)
 @click.option("--pool-worker", is_flag=True, hidden=True, help="Internal: run as one worker of --workers K.")
 @pass_cli
 def optimize(
@@ -61,6 +65,7 @@ def optimize(
     heartbeat: int | None,
     grace: int,
     checkpoint_dir: str | None,
+    quiet: bool,
     pool_worker: bool,
 ) -> None:
     """Run the study in STUDY_FILE until it holds its target of finished trials.
@@ -69,7 +74,8 @@ def optimize(
     file exists.
 
     Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
-    line per trial and, at the end, the best trial's settings. Several workers (--workers K, or
+    live display on a terminal (one line per trial otherwise) and, at the end, the best trial's
+    settings. Several workers (--workers K, or
     the same command on several nodes against one PostgreSQL database) share the study.
     SIGINT/SIGTERM fail the running trial and exit with 130/143.
     """
@@ -82,41 +88,45 @@ def optimize(
         forwarded = {
             "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
             "--seed": seed, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
-            "--checkpoint-dir": checkpoint_dir,
+            "--checkpoint-dir": checkpoint_dir, "--quiet": quiet or None,
         }
-        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers))
-    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker)
+        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, quiet))
+    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, quiet)
 
 
 def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,
-               worker_index: int, pool_worker: bool) -> None:
-    """One process: a banner, one line per trial, the closing summary (a pool worker prints
-    only its prefixed trial lines)."""
-    from hpsearch.console import progress_line, study_result
+               worker_index: int, pool_worker: bool, quiet: bool) -> None:
+    """One process: a banner, the live display or one line per trial, the closing summary (a
+    pool worker prints only its prefixed trial lines; --quiet only the summary)."""
+    from hpsearch.cli.live import reporter_for
+    from hpsearch.console import study_result
     from hpsearch.run import signals
     from hpsearch.run.runner import run_study
     from hpsearch.store.urls import mask_url
 
     config = definition.config
+    prefix = f"[w{worker_index}] " if pool_worker else ""
+    signals.install()
+    reporter = reporter_for(config.trials, definition.metric, quiet, pool_worker, prefix, sys.stdout.isatty())
 
     def banner(study: Any, finished: int) -> None:
-        if not pool_worker:
-            click.echo(
+        reporter.on_start(finished)
+        if not pool_worker and not quiet:
+            reporter.echo(
                 f"study {config.study!r} on {mask_url(cli.url)}: {finished}/{config.trials} finished trials, "
                 f"{config.max_epochs} epochs each, task {config.task}"
             )
 
-    prefix = f"[w{worker_index}] " if pool_worker else ""
-    signals.install()
-    study = run_study(
-        definition, cli.url, timeout=timeout, on_progress=lambda p: click.echo(progress_line(p, prefix)), on_start=banner,
-        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
-    )
+    with reporter:
+        study = run_study(
+            definition, cli.url, timeout=timeout, on_progress=reporter.on_progress, on_start=banner,
+            heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index, on_epoch=reporter.on_epoch,
+        )
     if not pool_worker:
         click.echo(study_result(study, config.trials))
 
 
-def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int) -> int:
+def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int, quiet: bool) -> int:
     """``--workers K``: a banner, the workers' own lines, then the summary; returns the exit code."""
     import signal
 
@@ -127,6 +137,8 @@ def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping
     config = definition.config
 
     def banner(start: PoolStart) -> None:
+        if quiet:
+            return
         click.echo(
             f"study {config.study!r} on {mask_url(cli.url)}: {start.finished}/{config.trials} finished "
             f"trials, {config.max_epochs} epochs each, task {config.task}; {start.workers} workers, "

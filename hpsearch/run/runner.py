@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import hpsearch
 from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
+from hpsearch.run.events import EpochEvent
 from hpsearch.run.objective import Objective
 from hpsearch.store.connect import connect
 from hpsearch.store.heartbeat import Heartbeat
@@ -147,13 +149,15 @@ def run_study(
     heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
+    on_epoch: Callable[[EpochEvent], None] | None = None,
 ) -> optuna.Study:
     """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
 
     Bad input raises before anything is written. Re-running a finished study runs no trial;
     an interrupted one runs only the rest. ``on_start(study, finished)`` is called once the
-    study is open, ``on_progress`` after every trial.
+    study is open, ``on_progress`` after every trial, ``on_epoch`` when a trial starts and
+    after each of its epochs.
 
     Several workers (processes, nodes) may run the same study at once: each stops once the
     study as a whole holds the target, so K workers end with between ``trials`` and
@@ -165,6 +169,7 @@ def run_study(
     :class:`hpsearch.run.signals.Interrupted`.
     """
     study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index)
+    objective = dataclasses.replace(objective, on_epoch=on_epoch)
     target = objective.definition.config.trials
     finished = finished_trials(study)
     if on_start is not None:
