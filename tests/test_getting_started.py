@@ -131,3 +131,26 @@ def test_delete_removes_the_study_and_its_linked_studies(three_studies: str, tmp
     assert optuna.get_all_study_names(url) == []
     missing = run_cli("delete", "exp2", "--yes", "--storage", url, cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("error: study 'exp2' not found")
+
+
+def test_study_file_is_a_system_attr_and_0_1_databases_still_read(tmp_path: Path) -> None:
+    import hpsearch
+    from hpsearch.study.meta import STUDY_FILE_ATTR, stored_study_file
+
+    url = f"sqlite:///{tmp_path / 'attrs.db'}"
+    new = make_synthetic_study(url, "new", 3)
+    (frozen,) = optuna.storages.RDBStorage(url).get_all_studies()
+    assert "study_file" not in new.user_attrs and "study: quickstart" in frozen.system_attrs[STUDY_FILE_ATTR]
+    # `optuna studies` stays narrow: no study file in its table (0.1: ~800 characters)
+    proc = subprocess.run([str(OPTUNA), "studies", "--storage", url], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and max(len(line) for line in proc.stdout.splitlines() if " new " in line) < 200
+    # a study as hpsearch 0.1 wrote it: the whole study file as the user attr `study_file`
+    text = (BUILTIN_DIR / "quickstart.yaml").read_text()
+    old = optuna.create_study(storage=url, study_name="old", direction="maximize")
+    for key, value in {"study_file": text, "metric": "val_acc", "task": "digits-mlp"}.items():
+        old.set_user_attr(key, value)
+    old.add_trial(optuna.trial.create_trial(value=0.9, params={"keep_prob": 0.8},
+                                            distributions={"keep_prob": optuna.distributions.FloatDistribution(0.5, 1.0)}))
+    assert stored_study_file(old) == text
+    best = hpsearch.best_trial("old", storage=url)
+    assert best.params["optimizer"] == "adamw" and best.params["keep_prob"] == 0.8  # fixed settings from the old attr
