@@ -56,6 +56,7 @@ def run_in_pty(args: list[str], cwd: Path, answer: str | None = None, timeout: f
     return code, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r", "")
 
 
+@pytest.mark.slow
 def test_builtin_study_by_name_from_an_empty_directory_and_a_path_wins(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -85,6 +86,7 @@ def test_examples_lists_every_builtin_study_with_its_question(tmp_path: Path) ->
     assert (Path(__file__).parents[1] / "studies" / "quickstart.yaml").read_text() == (BUILTIN_DIR / "quickstart.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_live_display_on_a_terminal_and_quiet_for_scripts(write_study, tmp_path: Path) -> None:
     path = write_study(trials=3, max_epochs=3)
     code, out = run_in_pty(["optimize", str(path), "--storage", f"sqlite:///{tmp_path / 'live.db'}"], tmp_path)
