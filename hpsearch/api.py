@@ -77,7 +77,7 @@ def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
 
 def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     """The best finished trial of a study, with its settings (searched and fixed)."""
-    from hpsearch.study.meta import StudyMeta, best_or_none
+    from hpsearch.study.meta import StudyMeta, best_or_none, stored_study_file
     from hpsearch.study.yaml_load import load_yaml
 
     study = load_study(study_name, storage)
@@ -85,7 +85,7 @@ def best_trial(study_name: str, storage: str | None = None) -> BestResult:
     if best is None:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial yet")
     fixed: dict[str, Any] = {}
-    text = study.user_attrs.get("study_file")
+    text = stored_study_file(study)
     if text:
         fixed = dict((load_yaml(text) or {}).get("fixed") or {})  # the same YAML rules as optimize
     meta = StudyMeta.of(study)

@@ -130,7 +130,9 @@ def report_summary(data: "StudyData", imp: "Importances", verification: list[dic
     else:
         lines.append("no completed trial yet")
     if imp.values:
-        lines += ["", "parameter importances:", table(["param", "fANOVA", "PED-ANOVA"], importance_rows(imp))]
+        lines += ["", f"parameter importances (over {imp.trials} complete trials):"]
+        lines += [imp.warning] if imp.warning else []
+        lines.append(table(["param", "fANOVA", "PED-ANOVA"], importance_rows(imp)))
     for name, err in imp.errors.items():
         lines.append(f"{name}: not computed ({err})")
     lines += imp.notes

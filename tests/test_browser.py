@@ -52,6 +52,8 @@ def test_dashboard_shows_the_study_and_its_trial_count(made_study: tuple[str, Pa
         page.screenshot(path=ARTIFACTS / "dashboard-studies.png")
         page.goto(f"{base}/dashboard/studies/{study_id}/trials")
         page.get_by_text("4 Trials").wait_for(timeout=30_000)
+        page.get_by_text("val_acc").first.wait_for(timeout=30_000)  # the metric name, not "Objective 0"
+        assert page.get_by_text("Objective 0").count() == 0
         page.screenshot(path=ARTIFACTS / "dashboard-trials.png")
         page.goto(f"{base}/dashboard/studies/{study_id}")
         page.get_by_text("Hyperparameter Importance").first.wait_for(timeout=30_000)

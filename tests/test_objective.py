@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 import hpsearch
 from hpsearch.api import load_study_file
 from hpsearch.run.runner import StudyFailingError, run_study
+from hpsearch.study.meta import stored_study_file
 
 
 def test_finished_trials_store_user_attrs(write_study, sqlite_url: str) -> None:
@@ -23,7 +24,9 @@ def test_finished_trials_store_user_attrs(write_study, sqlite_url: str) -> None:
         assert attrs["train_val_gap"] == pytest.approx(attrs["train_acc"] - attrs["val_acc"])
         assert attrs["seed"] == t.number
     assert study.user_attrs["hpsearch_version"] == hpsearch.__version__
-    assert "study: tiny" in study.user_attrs["study_file"]
+    assert "study: tiny" in stored_study_file(study)
+    assert "study_file" not in study.user_attrs  # a system attr: `optuna studies` stays narrow
+    assert study.metric_names == ["val_acc"]
     assert study.user_attrs["metric"] == "val_acc"
 
 

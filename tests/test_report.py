@@ -51,7 +51,8 @@ def test_report_sections_figures_and_summary(synthetic: tuple[str, Path]) -> Non
     assert f"best trial #{best.number}" in result.text
     assert f"{len(complete)} complete, {300 - len(complete)} pruned" in result.text
     # the synthetic metric is driven by learning_rate: both evaluators must rank it first
-    imp_lines = result.text.split("parameter importances:")[1].splitlines()
+    imp_lines = result.text.split("parameter importances (over ")[1].splitlines()
+    assert imp_lines[0] == f"{len(complete)} complete trials):" and "unreliable" not in result.text
     assert imp_lines[3].split()[0] == "learning_rate"
     # per-choice counts add up to the complete trials
     choices = result.text.split("categorical parameters (complete trials):")[1].split("\n\n")[0]
@@ -67,13 +68,28 @@ def test_report_cli_prints_summary_and_handles_bad_input(synthetic: tuple[str, P
     url, tmp = synthetic
     proc = run_cli("report", "syn", "--storage", url, "--out", str(tmp / "cli"), cwd=tmp)
     assert proc.returncode == 0, proc.stderr
-    assert "parameter importances:" in proc.stdout and (tmp / "cli" / "report.html").exists()
+    assert "parameter importances (over " in proc.stdout and (tmp / "cli" / "report.html").exists()
     assert "report: loading the trials of syn..." in proc.stderr  # progress on stderr
     missing = run_cli("report", "nope", "--storage", url, cwd=tmp)
     assert missing.returncode == 2 and missing.stderr.startswith("error: study 'nope' not found")
     (tmp / "afile").write_text("x")
     bad_out = run_cli("report", "syn", "--storage", url, "--out", str(tmp / "afile"), cwd=tmp)
     assert bad_out.returncode == 2 and len(bad_out.stderr.splitlines()) == 1
+
+
+def test_importances_on_few_complete_trials_are_flagged_unreliable(tmp_path: Path) -> None:
+    from hpsearch.analysis.report.importance import MIN_TRIALS_FOR_IMPORTANCE
+
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    study = make_synthetic_study(url, "few", 15)
+    complete = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    assert 2 <= complete < MIN_TRIALS_FOR_IMPORTANCE
+    result = build_report("few", url, tmp_path / "out")
+    warning = f"importances are unreliable: they rest on {complete} complete trial(s), fewer than {MIN_TRIALS_FOR_IMPORTANCE}"
+    assert warning in result.text
+    assert result.text.index(warning) < result.text.index("\nparam ")  # above the table it qualifies
+    html = result.html.read_text()
+    assert f'<p class="warning">warning: {warning}' in html
 
 
 def test_report_on_a_study_without_complete_trials(tmp_path: Path) -> None:

@@ -215,12 +215,11 @@ def _stored_definition(source: optuna.Study) -> Any:
     """The definition of the study file stored with ``source`` (checked against its task)."""
     from hpsearch.study.config import StudyFile, parse_study
     from hpsearch.study.definition import define
+    from hpsearch.study.meta import stored_study_file
 
-    text = source.user_attrs.get("study_file")
+    text = stored_study_file(source)
     if not text:
-        raise StudyNotFoundError(
-            f"study {source.study_name!r} has no stored study file (user attr 'study_file'); was it made by hpsearch optimize?"
-        )
+        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
     where = f"{source.study_name} (stored study file)"
     return define(StudyFile(path=where, text=text, config=parse_study(text, where)))
 

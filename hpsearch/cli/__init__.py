@@ -4,7 +4,8 @@ The group callback builds the :class:`~hpsearch.cli.common.CliContext` (logging 
 the storage URL resolved once, on first use). Heavy libraries (torch, lightning, optuna) are
 imported inside the commands, so ``--help`` answers instantly. Commands live in
 :mod:`.optimize` (running a study), :mod:`.results` (listing and exporting results) and
-:mod:`.analysis` (report, verification, boundary plots, dashboard).
+:mod:`.analysis` (report, verification, boundary plots, dashboard) and :mod:`.manage` (delete,
+examples).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
 
     \b
     Quick start:
-      hpsearch optimize studies/quickstart.yaml
+      hpsearch optimize quickstart        # a built-in study (hpsearch examples lists them)
       hpsearch best quickstart
     """
     from hpsearch.logs import setup_logging
@@ -41,9 +42,9 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
 
 
 def _register() -> None:
-    from hpsearch.cli import analysis, optimize, results
+    from hpsearch.cli import analysis, manage, optimize, results
 
-    for module in (optimize, results, analysis):
+    for module in (optimize, results, analysis, manage):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -11,7 +11,7 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 
 
 @click.command()
-@click.argument("study_file", type=click.Path())  # checked by the loader: one line, exit 2
+@click.argument("study_file")  # a path or a built-in name, checked by the loader: one line, exit 2
 @storage_options
 @click.option("--study-name", help="Study name in the database [default: the file's `study`].")
 @click.option("--trials", type=int, help="Target of finished (complete + pruned) trials, all workers together.")
@@ -52,6 +52,10 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
     "re-run of a dead worker's trial resumes from its last epoch; removed when the trial finishes "
     "[env: HPSEARCH_CHECKPOINT_DIR; default: no checkpoints].",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True,
+    help="Print only the closing summary (best trial and its settings); errors still go to stderr.",
+)
 @click.option("--pool-worker", is_flag=True, hidden=True, help="Internal: run as one worker of --workers K.")
 @pass_cli
 def optimize(
@@ -68,12 +72,17 @@ def optimize(
     heartbeat: int | None,
     grace: int,
     checkpoint_dir: str | None,
+    quiet: bool,
     pool_worker: bool,
 ) -> None:
     """Run the study in STUDY_FILE until it holds its target of finished trials.
 
+    STUDY_FILE is a path, or the name of a built-in study (`hpsearch examples`) when no such
+    file exists.
+
     Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
-    line per trial and, at the end, the best trial's settings. Several workers (--workers K, or
+    live display on a terminal (one line per trial otherwise) and, at the end, the best trial's
+    settings. Several workers (--workers K, or
     the same command on several nodes against one PostgreSQL database) share the study.
     SIGINT/SIGTERM fail the running trial and exit with 130/143.
     """
@@ -88,41 +97,46 @@ def optimize(
         forwarded = {
             "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
             "--seed": seed, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
-            "--checkpoint-dir": checkpoint_dir,
+            "--checkpoint-dir": checkpoint_dir, "--quiet": quiet or None,
         }
-        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, allow_changes))
-    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, allow_changes)
+        sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, quiet, allow_changes))
+    _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, quiet, allow_changes)
 
 
 def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,
-               worker_index: int, pool_worker: bool, allow_changes: bool) -> None:
-    """One process: a banner, one line per trial, the closing summary (a pool worker prints
-    only its prefixed trial lines)."""
-    from hpsearch.console import progress_line, study_result
+               worker_index: int, pool_worker: bool, quiet: bool, allow_changes: bool) -> None:
+    """One process: a banner, the live display or one line per trial, the closing summary (a
+    pool worker prints only its prefixed trial lines; --quiet only the summary)."""
+    from hpsearch.cli.live import reporter_for
+    from hpsearch.console import study_result
     from hpsearch.run import signals
     from hpsearch.run.runner import run_study
     from hpsearch.store.urls import mask_url
 
     config = definition.config
+    prefix = f"[w{worker_index}] " if pool_worker else ""
+    signals.install()
+    reporter = reporter_for(config.trials, definition.metric, quiet, pool_worker, prefix, sys.stdout.isatty())
 
     def banner(study: Any, finished: int) -> None:
-        if not pool_worker:
-            click.echo(
+        reporter.on_start(finished)
+        if not pool_worker and not quiet:
+            reporter.echo(
                 f"study {config.study!r} on {mask_url(cli.url)}: {finished}/{config.trials} finished trials, "
                 f"{config.max_epochs} epochs each, task {config.task}"
             )
 
-    prefix = f"[w{worker_index}] " if pool_worker else ""
-    signals.install()
-    study = run_study(
-        definition, cli.url, timeout=timeout, on_progress=lambda p: click.echo(progress_line(p, prefix)), on_start=banner,
-        heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index, allow_changes=allow_changes,
-    )
+    with reporter:
+        study = run_study(
+            definition, cli.url, timeout=timeout, on_progress=reporter.on_progress, on_start=banner,
+            heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index, on_epoch=reporter.on_epoch,
+            allow_changes=allow_changes,
+        )
     if not pool_worker:
         click.echo(study_result(study, config.trials))
 
 
-def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int,
+def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int, quiet: bool,
               allow_changes: bool) -> int:
     """``--workers K``: a banner, the workers' own lines, then the summary; returns the exit code."""
     import signal
@@ -134,6 +148,8 @@ def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping
     config = definition.config
 
     def banner(start: PoolStart) -> None:
+        if quiet:
+            return
         click.echo(
             f"study {config.study!r} on {mask_url(cli.url)}: {start.finished}/{config.trials} finished "
             f"trials, {config.max_epochs} epochs each, task {config.task}; {start.workers} workers, "

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
 from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
+from hpsearch.run.events import EpochEvent, EpochReporter
 from hpsearch.run.pruning import EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
 from hpsearch.store.queries import set_trial_user_attrs, trial_id
@@ -36,7 +37,8 @@ class Objective:
     batch order, so one worker reproduces its results for a given study seed. A re-run of a
     stale trial (its worker died) keeps the original trial's seed and, with ``checkpoints``,
     resumes from the original's last epoch. SIGINT/SIGTERM inside a trial fail it with the
-    reason stored in ``fail_reason``. ``started`` collects the ids of trials this process ran.
+    reason stored in ``fail_reason``. ``started`` collects the ids of trials this process ran;
+    ``on_epoch`` (optional) hears an :class:`EpochEvent` when a trial starts and after each epoch.
     """
 
     definition: StudyDefinition
@@ -44,6 +46,7 @@ class Objective:
     checkpoints: CheckpointDir | None = None
     started: list[int] = field(default_factory=list, compare=False)
     fatal: list[DatabaseFailure] = field(default_factory=list, compare=False)
+    on_epoch: Callable[[EpochEvent], None] | None = field(default=None, compare=False)
 
     @property
     def metric(self) -> str:
@@ -86,6 +89,9 @@ class Objective:
     ) -> FitResult:
         """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
         callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)]
+        if self.on_epoch is not None:
+            max_epochs = self.definition.config.max_epochs
+            callbacks.insert(0, EpochReporter(trial.number, max_epochs, self.metric, self.on_epoch))
         if checkpoint is not None:
             callbacks.append(checkpoint)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import hpsearch
 from hpsearch.errors import ConfigError, DatabaseFailure, HPSearchError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
+from hpsearch.run.events import EpochEvent
 from hpsearch.run.identity import check_identity, checkpoint_key
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
@@ -26,7 +28,7 @@ from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.config import StudyFile
 from hpsearch.study.definition import StudyDefinition, define
-from hpsearch.study.meta import METRIC_ATTR, best_or_none
+from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
 
 log = logging.getLogger(__name__)
@@ -118,17 +120,17 @@ def create_or_load(
 
 
 def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
-    """Store the study file, metric, task and version as study user attrs (only what changed);
-    a study that optimizes another metric is a :class:`ConfigError`."""
+    """Store the metric, task and version as study user attrs, the study file as system attrs
+    and the metric as the study's metric name (only what changed); a study that optimizes
+    another metric is a :class:`ConfigError`."""
     attrs = study.user_attrs
     metric = definition.metric
     if attrs.get(METRIC_ATTR, metric) != metric:
         raise ConfigError(
             f"{definition.path}: metric: study {definition.config.study!r} optimizes {attrs[METRIC_ATTR]!r}, the file says {metric!r}"
         )
-    if attrs.get("study_file") != definition.text:
-        study.set_user_attr("study_file", definition.text)
-        study.set_user_attr("study_file_path", definition.path)
+    record_study_file(study, definition.text, definition.path)
+    record_metric_names(study, metric)
     wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
     for key, value in wanted.items():
         if attrs.get(key) != value:
@@ -176,13 +178,15 @@ def run_study(
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
     allow_changes: bool = False,
+    on_epoch: Callable[[EpochEvent], None] | None = None,
 ) -> optuna.Study:
     """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
 
     Bad input raises before anything is written. Re-running a finished study runs no trial;
     an interrupted one runs only the rest. ``on_start(study, finished)`` is called once the
-    study is open, ``on_progress`` after every trial.
+    study is open, ``on_progress`` after every trial, ``on_epoch`` when a trial starts and
+    after each of its epochs.
 
     Several workers (processes, nodes) may run the same study at once: each stops once the
     study as a whole holds the target, so K workers end with between ``trials`` and
@@ -195,6 +199,7 @@ def run_study(
     :class:`hpsearch.run.signals.Interrupted`.
     """
     study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
+    objective = dataclasses.replace(objective, on_epoch=on_epoch)
     target = objective.definition.config.trials
     finished = finished_trials(study)
     if on_start is not None:

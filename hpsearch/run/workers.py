@@ -224,7 +224,9 @@ def run_local_pool(
         on_start(PoolStart(counts["complete"] + counts["pruned"], workers, threads_per_worker(cores, workers), gpus))
     options: list[str] = []
     for name, value in forwarded.items():
-        if value is not None:
+        if value is True:  # a flag
+            options.append(name)
+        elif value is not None and value is not False:
             options += [name, str(value)]
     argvs = [worker_argv(definition.path, first_index + i, options, root_options) for i in range(workers)]
     envs = [worker_env(os.environ, i, workers, cores, gpus, url) for i in range(workers)]

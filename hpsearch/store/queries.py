@@ -182,3 +182,34 @@ def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
     storage.set_trial_user_attr(trial_id, "fail_reason", reason)
     storage.set_trial_state_values(trial_id, TrialState.FAIL)
     return True
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attrs (hpsearch keeps the study file there, out of ``optuna studies``)."""
+    return dict(study._storage.get_study_system_attrs(study._study_id))
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """Set one study system attr."""
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def linked_study_names(study_name: str, url: str) -> list[str]:
+    """``study_name`` and the studies linked to it (``NAME:verify``, ``NAME:...``) that exist
+    in the database at ``url``; :class:`StudyNotFoundError` when ``study_name`` is missing."""
+    from hpsearch.store.connect import connect
+
+    names = optuna.get_all_study_names(connect(url, create=False))
+    if study_name not in names:
+        valid = ", ".join(sorted(names)) or "none"
+        raise StudyNotFoundError(f"study {study_name!r} not found; studies in this database: {valid}")
+    return [study_name, *sorted(n for n in names if n.startswith(study_name + ":"))]
+
+
+def delete_studies(names: list[str], url: str) -> None:
+    """Delete these studies (their trials, attrs and values) from the database at ``url``."""
+    from hpsearch.store.connect import connect
+
+    storage = connect(url, create=False)
+    for name in names:
+        optuna.delete_study(study_name=name, storage=storage)

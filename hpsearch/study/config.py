@@ -7,6 +7,7 @@ No torch/optuna imports here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -158,14 +159,40 @@ def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | N
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
+    _apply_caps(data)
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_error_line(path, exc)) from None
 
 
+#: Environment variables that cap a study's budget (tiny runs for the README test, smoke tests):
+#: ``trials`` and ``max_epochs`` become at most their value, whatever the file or the CLI says.
+BUDGET_CAPS = {"trials": "HPSEARCH_CAP_TRIALS", "max_epochs": "HPSEARCH_CAP_EPOCHS"}
+
+
+def _apply_caps(data: dict[str, Any]) -> None:
+    """Lower ``trials`` / ``max_epochs`` to ``$HPSEARCH_CAP_TRIALS`` / ``$HPSEARCH_CAP_EPOCHS``."""
+    for key, env in BUDGET_CAPS.items():
+        cap = os.environ.get(env, "").strip()
+        if not cap:
+            continue
+        if not cap.isdigit() or int(cap) < 1:
+            raise ConfigError(f"${env}: must be a positive integer, got {cap!r}")
+        if isinstance(data.get(key), int) and data[key] > int(cap):
+            data[key] = int(cap)
+
+
 def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
     """Read, parse and validate a study file (structure only; see :func:`check_against_task`).
-    Only a regular file of at most 1 MB is read (see :mod:`hpsearch.study.yaml_load`)."""
+
+    ``path`` may name a built-in study (``quickstart``) when no such file exists. Only a
+    regular file of at most 1 MB is read (see :mod:`hpsearch.study.yaml_load`)."""
+    from hpsearch.study.builtin import builtin_names, resolve_study_path
+
+    p = resolve_study_path(path)
+    path = str(p)
+    if not p.exists():
+        raise ConfigError(f"{path}: study file not found (built-in studies: {', '.join(builtin_names())})")
     text = read_study_text(path)
     return StudyFile(path=str(path), text=text, config=parse_study(text, str(path), overrides))

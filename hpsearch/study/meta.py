@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 
 #: The study user attr holding the metric a study optimizes.
 METRIC_ATTR = "metric"
+#: Study system attrs holding the study file's text and the path it was read from (system attrs,
+#: so that ``optuna studies`` and the dashboard's user-attr tables stay narrow).
+STUDY_FILE_ATTR = "hpsearch:study_file"
+STUDY_FILE_PATH_ATTR = "hpsearch:study_file_path"
+#: Where hpsearch 0.1 kept the study file: a study user attr (still read).
+LEGACY_STUDY_FILE_ATTR = "study_file"
 
 
 def metric_key(metric: str) -> str:
@@ -91,3 +97,33 @@ def best_or_none(study: "optuna.Study") -> "FrozenTrial | None":
         return study.best_trial
     except ValueError:
         return None
+
+
+def stored_study_file(study: "optuna.Study") -> str | None:
+    """The text of the study file a study was run from (``None`` if not made by hpsearch):
+    the system attr, or the ``study_file`` user attr of databases written by hpsearch 0.1."""
+    from hpsearch.store.queries import study_system_attrs
+
+    text = study_system_attrs(study).get(STUDY_FILE_ATTR) or study.user_attrs.get(LEGACY_STUDY_FILE_ATTR)
+    return str(text) if text else None
+
+
+def record_study_file(study: "optuna.Study", text: str, path: str) -> None:
+    """Store the study file's text and path with the study (only when they changed)."""
+    from hpsearch.store.queries import set_study_system_attr, study_system_attrs
+
+    attrs = study_system_attrs(study)
+    for key, value in ((STUDY_FILE_ATTR, text), (STUDY_FILE_PATH_ATTR, path)):
+        if attrs.get(key) != value:
+            set_study_system_attr(study, key, value)
+
+
+def record_metric_names(study: "optuna.Study", metric: str) -> None:
+    """Name the study's objective (``val_acc``...) so optuna-dashboard and ``optuna`` show it
+    instead of "Objective 0"."""
+    import warnings
+
+    if study.metric_names != [metric]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # set_metric_names is experimental in Optuna
+            study.set_metric_names([metric])

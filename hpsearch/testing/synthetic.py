@@ -11,12 +11,13 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.store.connect import connect
+from hpsearch.study.builtin import BUILTIN_DIR
 from hpsearch.study.config import load_study_file
 from hpsearch.study.definition import define
+from hpsearch.study.meta import record_study_file
 from hpsearch.study.space import suggest
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "studies" / "quickstart.yaml"
+QUICKSTART = BUILTIN_DIR / "quickstart.yaml"
 
 
 def make_synthetic_study(url: str, name: str, n_trials: int, study_file: Path = QUICKSTART, seed: int = 0, epochs: int = 5) -> optuna.Study:
@@ -53,7 +54,7 @@ def make_synthetic_study(url: str, name: str, n_trials: int, study_file: Path = 
             )
         )
     study = optuna.create_study(storage=connect(url), study_name=name, direction=definition.direction)
-    study.set_user_attr("study_file", definition.text)
+    record_study_file(study, definition.text, definition.path)
     study.set_user_attr("metric", definition.metric)
     study.set_user_attr("task", config.task)
     study.add_trials(trials)

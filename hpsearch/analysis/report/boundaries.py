@@ -71,12 +71,13 @@ def _open(study_name: str, storage: str | None) -> tuple[_Plotting, dict[tuple[s
     from hpsearch.store.queries import load_study
     from hpsearch.store.urls import resolve_url
     from hpsearch.study.config import parse_study
+    from hpsearch.study.meta import stored_study_file
     from hpsearch.study.space import settings_for
     from hpsearch.tasks import resolve_task
 
     study = load_study(study_name, resolve_url(storage))
     task_name = study.user_attrs.get("task")
-    text = study.user_attrs.get("study_file")
+    text = stored_study_file(study)
     if not task_name or not text:
         raise ConfigError(f"study {study_name!r} was not created by hpsearch optimize (no task/study_file attrs)")
     task = resolve_task(task_name)

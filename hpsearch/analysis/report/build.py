@@ -128,6 +128,8 @@ def _history_sections(page: _Page, data: StudyData) -> None:
 
 def _importance_section(page: _Page, imp: Importances) -> None:
     sec = page.section("importance", "Parameter importances (fANOVA, PED-ANOVA)")
+    if imp.warning:
+        sec.add_text(imp.warning, css_class="warning")
     if imp.values:
         sec.add_table(["param", "fANOVA", "PED-ANOVA"], importance_rows(imp))
         sec.add_figure(fh.importances(imp))

@@ -10,7 +10,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.study.meta import StudyMeta
+from hpsearch.study.meta import StudyMeta, stored_study_file
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def extract(study: optuna.Study) -> StudyData:
         metric=metric,
         direction=meta.direction,
         task=attrs.get("task"),
-        study_file=attrs.get("study_file"),
+        study_file=stored_study_file(study),
         counts=counts,
         params=[_param_info(n, d) for n, d in sorted(dists.items())],
         trials=records,

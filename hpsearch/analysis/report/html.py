@@ -25,8 +25,9 @@ class Section:
     def add_figure(self, fig: go.Figure) -> None:
         self.parts.append(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
 
-    def add_text(self, text: str) -> None:
-        self.parts.append(f"<p>{html.escape(text)}</p>")
+    def add_text(self, text: str, css_class: str | None = None) -> None:
+        attr = f' class="{css_class}"' if css_class else ""
+        self.parts.append(f"<p{attr}>{html.escape(text)}</p>")
 
     def add_table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
@@ -46,6 +47,7 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}section{margin-bottom:2.5em}nav a{margin-right:1em}img{max-width:100%}
+.warning{background:#fff3cd;border-left:4px solid #e0a800;padding:.4em .8em}
 """
 
 
