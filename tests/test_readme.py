@@ -52,7 +52,7 @@ def test_readme_marks_few_skips_and_every_block_is_known() -> None:
     assert len(blocks) >= 10
     skipped = [b for b in blocks if b.skip]
     assert len(skipped) == 4, [(b.line, b.skip) for b in skipped]
-    assert all(b.lang in RUNNABLE | {"yaml"} for b in blocks), [(b.line, b.lang) for b in blocks]
+    assert all(b.lang in RUNNABLE | {"yaml", "text"} for b in blocks), [(b.line, b.lang) for b in blocks]
 
 
 def test_every_readme_block_runs(tmp_path: Path) -> None:

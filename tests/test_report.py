@@ -128,9 +128,10 @@ def test_best_yaml_pastes_into_a_study_file_and_json_contract_kept(synthetic: tu
     assert set(as_json) == {"study", "metric", "direction", "value", "params", "trial"}
     assert block == {"fixed": as_json["params"]}
     assert proc.stdout.startswith(f"# best trial #{as_json['trial']} of study syn")
-    # paste: the quickstart file with its search section replaced by the block validates
+    # paste: the quickstart file with its search and fixed sections replaced by the block validates
     data = yaml.safe_load(QUICKSTART.read_text())
     data.pop("search")
+    data.pop("fixed")
     text = yaml.safe_dump(data) + proc.stdout
     config = parse_study(text)
     assert config.fixed == as_json["params"] and config.search == {}
