@@ -257,6 +257,25 @@ def _optimize(
             log.warning("a trial of this worker was failed by another worker meanwhile: %s", exc)
             if signals.received():
                 return
+        except Exception as exc:
+            # Optuna's trial loop can mask a storage failure raised while it finishes a trial
+            # (an UnboundLocalError in its own cleanup): report the database failure itself.
+            cause = _database_failure_in(exc)
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def _database_failure_in(exc: BaseException) -> DatabaseFailure | None:
+    """The ``DatabaseFailure`` in ``exc``'s cause/context chain, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DatabaseFailure):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
