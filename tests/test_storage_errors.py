@@ -1,12 +1,14 @@
-"""Storage errors by kind, caused for real: a SQLite file deleted mid-study, a file-size limit
-that makes the database's writes fail (disk full as the process sees it), and a PostgreSQL
-server that stays down past the retry window. Each ends the run promptly with exit 1 and a
-line naming the cause, never a traceback."""
+"""Storage errors by kind, caused for real: a SQLite file deleted mid-study, one that is
+read-only (``chattr +i``, which holds even for root), a file-size limit that makes the
+database's writes fail (disk full as the process sees it), and a PostgreSQL server that stays
+down past the retry window. Each ends the run promptly with exit 1 and a line naming the cause,
+never a traceback."""
 
 from __future__ import annotations
 
 import resource
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -39,6 +41,34 @@ def test_a_deleted_sqlite_file_ends_the_run_with_one_line(tmp_path, write_study)
     _no_traceback(err)
 
 
+def _immutable(path: Path, on: bool) -> bool:
+    """``chattr +i``/``-i``; False where the file system or the user cannot."""
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_read_only_sqlite_file_is_read_but_not_written(tmp_path, write_study) -> None:
+    db = tmp_path / "frozen.db"
+    url = f"sqlite:///{db}"
+    study = write_study(**SLOW_STUDY, trials=1)
+    assert run_cli("optimize", str(study), "--storage", url).returncode == 0
+    if not _immutable(db, True):
+        pytest.skip("chattr +i is not available here (needs root and an ext2/3/4-like file system)")
+    try:
+        best = run_cli("best", "slow", "--storage", url)
+        started = time.monotonic()
+        again = run_cli("optimize", str(write_study(**SLOW_STUDY, trials=3)), "--storage", url)
+        elapsed = time.monotonic() - started
+    finally:
+        _immutable(db, False)
+    print(f"\nread-only SQLite file -> exit {again.returncode} after {elapsed:.1f} s (start-up included)")
+    assert best.returncode == 0, best.stderr[-3000:]
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert "database error" in again.stderr and "readonly" in again.stderr, again.stderr[-3000:]
+    _no_traceback(again.stderr)
+
+
 def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a killed process
@@ -49,8 +79,6 @@ def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
 
 @pytest.mark.slow
 def test_a_database_that_cannot_grow_ends_the_run_with_one_line(tmp_path, write_study) -> None:
-    import subprocess
-
     from conftest import HPSEARCH, cli_env
 
     db = tmp_path / "full.db"
