@@ -22,8 +22,12 @@ $(VENV)/.installed: pyproject.toml
 quickstart: venv
 	$(VENV)/bin/hpsearch optimize studies/quickstart.yaml
 
+# The suite runs on TEST_JOBS pytest-xdist processes (most slow tests wait on subprocesses,
+# heartbeats and servers rather than compute). TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
+
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 # The inner loop: everything but the tests marked slow (make test and CI run them all).
 test-fast: venv
