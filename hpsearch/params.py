@@ -96,7 +96,8 @@ REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
     "weight_decay": ParamSpec("float", "strength λ of the L2 penalty / decay", low=0.0),
     "l2_mode": ParamSpec(
         "choice",
-        "decoupled: the optimizer decays the weights; loss: λ·Σw²/2 is added to the loss",
+        "decoupled: the optimizer shrinks weights by lr·λ·p apart from the gradient (AdamW, Adam, SGDW); "
+        "loss: λ·Σw²/2 is added to the loss (coupled L2)",
         choices=L2_MODES,
     ),
     "l2_scope": ParamSpec(
