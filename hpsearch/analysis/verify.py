@@ -18,7 +18,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.analysis.stats import CONFIDENCE, PairedTest, paired_test, summarize
+from hpsearch.analysis.stats import CONFIDENCE, PairedTest, compare_with_best, paired_test, summarize
 from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
 from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key
@@ -76,7 +76,8 @@ class VerifyResult:
     direction: str
     confidence: float
     configs: list[ConfigStats] = field(default_factory=list)
-    paired: PairedTest | None = None
+    paired: PairedTest | None = None  # best vs runner-up (= comparisons[0])
+    comparisons: list[PairedTest] = field(default_factory=list)  # best vs rank 2, 3, ... (Holm-adjusted)
     ran: int = 0
     skipped: int = 0
 
@@ -103,15 +104,20 @@ def _value(trial: FrozenTrial) -> float:
     return trial.value
 
 
-def top_configs(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    """The best ``k`` complete trials with distinct configurations, best first."""
+def top_configs(study: optuna.Study, k: int, fixed: dict[str, Any] | None = None) -> list[FrozenTrial]:
+    """The best ``k`` complete trials that train distinct models, best first: configurations
+    that differ only in settings without effect (``l2_scope``/``l2_mode`` at ``weight_decay``
+    0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, with the study's
+    ``fixed`` settings) count as one, represented by the best of them."""
+    from hpsearch.params import same_model_key
+
     meta = StudyMeta.of(study)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     trials = sorted(trials, key=lambda t: (meta.sort_key(_value(t)), t.number))
     picked: list[FrozenTrial] = []
     seen: set[str] = set()
     for t in trials:
-        key = config_key(t.params)
+        key = config_key(same_model_key(dict(t.params), fixed))
         if key not in seen:
             seen.add(key)
             picked.append(t)
@@ -190,7 +196,7 @@ def run_verify(
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
     definition = _stored_definition(source)
-    configs = top_configs(source, top)
+    configs = top_configs(source, top, dict(definition.config.fixed))
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(definition.config.seed, seeds)
@@ -208,7 +214,8 @@ def run_verify(
             on_progress(VerifyProgress(i, len(todo), *progress))
     result.configs = _stats(vstudy, configs, seed_list)
     if len(result.configs) >= 2:
-        result.paired = paired_test(result.configs[0], result.configs[1], meta.maximize)
+        result.comparisons = compare_with_best(result.configs, meta.maximize)
+        result.paired = result.comparisons[0]
     return result
 
 
