@@ -31,6 +31,7 @@ __all__ = [
     "make_optimizer",
     "SGDW",
     "l2_penalty",
+    "decay_shrinkage",
     "activation",
     "dropout",
     "dense_block",
@@ -212,6 +213,16 @@ def make_optimizer(
     if reg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, decoupled_weight_decay=True)
     return SGDW(groups, lr=lr, momentum=reg.momentum)  # "sgd" (reg is validated)
+
+
+def decay_shrinkage(reg: Regularization, steps: int) -> float | None:
+    """Total decoupled decay of a run: lr·λ·steps (with ``p <- p - lr·λ·p`` per step the
+    weights shrink by a factor (1 - lr·λ)^steps ≈ exp(-lr·λ·steps) apart from the gradient);
+    ``None`` for ``l2_mode: loss``, where the decay is not a fixed factor. Values far below
+    ~0.01 mean the decay cannot have changed the model."""
+    if reg.l2_mode != "decoupled":
+        return None
+    return reg.learning_rate * reg.weight_decay * steps
 
 
 def activation(name: str) -> nn.Module:
