@@ -95,3 +95,12 @@ def test_configurations_that_train_the_same_model_are_merged() -> None:
     for value, wd, scope in [(0.90, 0.0, "fc"), (0.89, 0.0, "all"), (0.88, 1e-3, "fc"), (0.87, 1e-3, "all")]:
         study.add_trial(optuna.trial.create_trial(params={"weight_decay": wd, "l2_scope": scope}, distributions=dists, value=value))
     assert [t.number for t in top_configs(study, 3)] == [0, 2, 3]
+
+
+def test_task_defaults_decide_which_settings_are_inactive() -> None:
+    """The triplet task defaults to sgd: momentum matters there even though it is not fixed."""
+    from hpsearch.tasks import resolve_task
+
+    defaults = resolve_task("digits-triplet").defaults
+    assert same_model_key({"momentum": 0.5}, defaults) == {"momentum": 0.5}
+    assert same_model_key({"momentum": 0.5}, {}) == {}

@@ -104,11 +104,12 @@ def _value(trial: FrozenTrial) -> float:
     return trial.value
 
 
-def top_configs(study: optuna.Study, k: int, fixed: dict[str, Any] | None = None) -> list[FrozenTrial]:
+def top_configs(study: optuna.Study, k: int, settled: dict[str, Any] | None = None) -> list[FrozenTrial]:
     """The best ``k`` complete trials that train distinct models, best first: configurations
     that differ only in settings without effect (``l2_scope``/``l2_mode`` at ``weight_decay``
-    0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, with the study's
-    ``fixed`` settings) count as one, represented by the best of them."""
+    0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, given the
+    ``settled`` values of unsearched settings: the task's defaults updated with the study's
+    ``fixed``) count as one, represented by the best of them."""
     from hpsearch.params import same_model_key
 
     meta = StudyMeta.of(study)
@@ -117,7 +118,7 @@ def top_configs(study: optuna.Study, k: int, fixed: dict[str, Any] | None = None
     picked: list[FrozenTrial] = []
     seen: set[str] = set()
     for t in trials:
-        key = config_key(same_model_key(dict(t.params), fixed))
+        key = config_key(same_model_key(dict(t.params), settled))
         if key not in seen:
             seen.add(key)
             picked.append(t)
@@ -196,7 +197,7 @@ def run_verify(
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
     definition = _stored_definition(source)
-    configs = top_configs(source, top, dict(definition.config.fixed))
+    configs = top_configs(source, top, {**definition.task.defaults, **definition.config.fixed})
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(definition.config.seed, seeds)
