@@ -130,6 +130,7 @@ def test_a_fit_resumed_after_its_last_epoch_keeps_the_validation_metrics(tmp_pat
     assert again.metrics == first.metrics
 
 
+@pytest.mark.slow
 def test_decay_shrinkage_is_lr_lambda_steps_of_decoupled_decay(write_study, sqlite_url: str) -> None:
     """Every trial records its optimizer steps and, for decoupled decay, the total shrinkage
     lr·λ·steps, so a decay too weak to matter is visible (the issue's AdamW case: 3e-3 × 5e-3 ×

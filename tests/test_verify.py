@@ -111,6 +111,7 @@ def test_summarize_and_paired_test_edge_cases() -> None:
     assert math.isfinite(worse.t_statistic)
 
 
+@pytest.mark.slow
 def test_verify_rebuilds_the_effective_seed_and_epochs_of_cli_overrides(write_study, sqlite_url: str) -> None:
     """A search run with --seed 7 --max-epochs 2 (the file says seed 0, 6 epochs) is verified on
     the seed-7 split for 2 epochs: its test split never overlaps the search's train/val."""
@@ -132,6 +133,7 @@ def test_verify_rebuilds_the_effective_seed_and_epochs_of_cli_overrides(write_st
     assert [t.user_attrs["epochs"] for t in vstudy.trials] == [2]
 
 
+@pytest.mark.slow
 def test_verify_refuses_a_definition_other_than_the_searched_one(write_study, sqlite_url: str, monkeypatch) -> None:
     path = write_study(trials=1, max_epochs=2)
     run_study(load_study_file(path), sqlite_url)
