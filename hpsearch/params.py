@@ -96,7 +96,8 @@ REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
     "weight_decay": ParamSpec("float", "strength λ of the L2 penalty / decay", low=0.0),
     "l2_mode": ParamSpec(
         "choice",
-        "decoupled: the optimizer decays the weights; loss: λ·Σw²/2 is added to the loss",
+        "decoupled: the optimizer shrinks weights by lr·λ·p apart from the gradient (AdamW, Adam, SGDW); "
+        "loss: λ·Σw²/2 is added to the loss (coupled L2)",
         choices=L2_MODES,
     ),
     "l2_scope": ParamSpec(
@@ -160,3 +161,22 @@ STUDY_SETTINGS: dict[str, ParamSpec] = {
 def positive_int(help_text: str) -> ParamSpec:
     """Spec of an architecture size such as a layer width (integer >= 1)."""
     return ParamSpec("int", help_text, low=1)
+
+
+def same_model_key(params: dict[str, Any], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``params`` without the settings that do not change what is trained, given the other
+    settings in force (``params``, then ``fixed``, then :data:`REGULARIZATION_DEFAULTS`):
+    ``l2_mode`` and ``l2_scope`` when ``weight_decay`` is 0 (no penalty, no decay), ``momentum``
+    unless the optimizer is sgd. Two configurations with the same key train the same model."""
+    def value(name: str) -> Any:
+        for source in (params, fixed or {}, REGULARIZATION_DEFAULTS):
+            if name in source:
+                return source[name]
+        return None
+
+    inactive: set[str] = set()
+    if value("weight_decay") == 0:
+        inactive |= {"l2_mode", "l2_scope"}
+    if value("optimizer") != "sgd":
+        inactive.add("momentum")
+    return {k: v for k, v in params.items() if k not in inactive}

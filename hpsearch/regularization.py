@@ -4,7 +4,8 @@ Every regularization parameter means the same thing for every model because the 
 parameters by their role (nanoGPT-style parameter groups), not by model-specific names:
 
 - :func:`scoped_parameters` — the parameters an ``l2_scope`` covers;
-- :func:`parameter_groups` / :func:`make_optimizer` — decoupled decay through optimizer groups;
+- :func:`parameter_groups` / :func:`make_optimizer` — decoupled decay through optimizer groups
+  (:class:`SGDW` for SGD);
 - :func:`l2_penalty` — the ``l2_mode: loss`` term, λ·Σw²/2 over the in-scope parameters;
 - :func:`dense_block`, :func:`conv_block`, :func:`dropout`, :func:`activation`,
   :func:`input_layer` — layer builders honouring ``batchnorm``, ``keep_prob``, ``activation``
@@ -28,7 +29,9 @@ __all__ = [
     "scoped_parameters",
     "parameter_groups",
     "make_optimizer",
+    "SGDW",
     "l2_penalty",
+    "decay_shrinkage",
     "activation",
     "dropout",
     "dense_block",
@@ -128,8 +131,11 @@ def parameter_groups(
 
     With ``l2_mode: decoupled`` the in-scope group gets ``weight_decay = λ``; with
     ``l2_mode: loss`` every group gets 0 (the penalty is in the loss instead). Each group carries
-    a ``"name"`` key ("decay" / "no_decay"). ``extra_groups`` are appended as given (e.g. a head
-    with its own learning rate); their parameters are removed from the default groups.
+    a ``"name"`` key ("decay" / "no_decay"). ``extra_groups`` (e.g. a head with its own learning
+    rate) take their parameters out of the default groups and are split by ``l2_scope`` the
+    same way: ``NAME`` holds the in-scope parameters (decayed), ``NAME_no_decay`` the others,
+    both with the group's other options. An extra group that sets ``weight_decay`` itself is
+    kept whole with that value.
     """
     extra_groups = [dict(g) for g in extra_groups]
     taken = {id(p) for g in extra_groups for p in g["params"]}
@@ -145,9 +151,46 @@ def parameter_groups(
         {"name": "decay", "params": decayed, "weight_decay": decay},
         {"name": "no_decay", "params": plain, "weight_decay": 0.0},
     ]
+    extra: list[dict[str, Any]] = []
     for g in extra_groups:
-        g.setdefault("weight_decay", 0.0 if reg.l2_mode == "loss" else decay)
-    return [g for g in groups if g["params"]] + extra_groups
+        if "weight_decay" in g:
+            extra.append(g)
+            continue
+        params = list(g["params"])
+        name = str(g.get("name", "extra"))
+        extra.append({**g, "name": name, "params": [p for p in params if id(p) in in_scope], "weight_decay": decay})
+        extra.append({**g, "name": f"{name}_no_decay", "params": [p for p in params if id(p) not in in_scope],
+                      "weight_decay": 0.0})
+    return [g for g in groups + extra if g["params"]]
+
+
+class SGDW(torch.optim.SGD):
+    """SGD (with momentum) and decoupled weight decay, as in Loshchilov & Hutter's SGDW: each step
+    ``p <- p - lr·λ·p`` is applied to the parameter apart from the gradient step, so the decay
+    never enters the momentum buffer. A group's ``weight_decay`` is that λ (PyTorch's own SGD
+    would add λ·p to the gradient instead: coupled L2)."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One step: the decoupled decay of every parameter with a gradient, then plain SGD."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        decays = [group["weight_decay"] for group in self.param_groups]
+        for group in self.param_groups:
+            lam = group["weight_decay"]
+            if lam:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.mul_(1.0 - group["lr"] * lam)
+            group["weight_decay"] = 0.0
+        try:
+            super().step()
+        finally:
+            for group, lam in zip(self.param_groups, decays):
+                group["weight_decay"] = lam
+        return loss
 
 
 def make_optimizer(
@@ -157,8 +200,11 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer ``reg.optimizer`` over :func:`parameter_groups` (or the given groups).
 
-    ``adamw`` is AdamW; ``adam`` is Adam with decoupled weight decay (so ``l2_mode: decoupled``
-    means the same for both); ``sgd`` is SGD with ``reg.momentum`` and its own weight_decay.
+    Every optimizer applies a group's ``weight_decay`` λ decoupled from the gradient,
+    ``p <- p - lr·λ·p`` per step: ``adamw`` is AdamW; ``adam`` is Adam with
+    ``decoupled_weight_decay=True`` (so ``l2_mode: decoupled`` means the same for both); ``sgd``
+    is :class:`SGDW` with ``reg.momentum``. (``l2_mode: loss`` puts λ·Σw²/2 in the loss instead,
+    which for SGD is classic coupled L2 and for Adam is scaled by the adaptive step.)
     """
     groups = parameter_groups(model, reg) if groups is None else groups
     lr = reg.learning_rate
@@ -166,7 +212,17 @@ def make_optimizer(
         return torch.optim.AdamW(groups, lr=lr)
     if reg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, decoupled_weight_decay=True)
-    return torch.optim.SGD(groups, lr=lr, momentum=reg.momentum)  # "sgd" (reg is validated)
+    return SGDW(groups, lr=lr, momentum=reg.momentum)  # "sgd" (reg is validated)
+
+
+def decay_shrinkage(reg: Regularization, steps: int) -> float | None:
+    """Total decoupled decay of a run: lr·λ·steps (with ``p <- p - lr·λ·p`` per step the
+    weights shrink by a factor (1 - lr·λ)^steps ≈ exp(-lr·λ·steps) apart from the gradient);
+    ``None`` for ``l2_mode: loss``, where the decay is not a fixed factor. Values far below
+    ~0.01 mean the decay cannot have changed the model."""
+    if reg.l2_mode != "decoupled":
+        return None
+    return reg.learning_rate * reg.weight_decay * steps
 
 
 def activation(name: str) -> nn.Module:

@@ -13,6 +13,8 @@ from hpsearch.tasks import DataSplits, Task
 from hpsearch.tasks.digits import digits_mlp, load_digits_splits
 
 SEEN: set[int] = set()
+#: The indices fed to the model in training mode (the samples it learned from).
+TRAINED: set[int] = set()
 
 
 class _Recorder(nn.Module):
@@ -22,6 +24,8 @@ class _Recorder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         SEEN.update(int(i) for i in x[:, -1].tolist())
+        if self.training:
+            TRAINED.update(int(i) for i in x[:, -1].tolist())
         return self.inner(x[:, :-1])
 
 

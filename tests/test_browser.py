@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"{CHROMIUM} missing (apt-get install chromium; .ci/run installs it)",
 )
 
-EXPECTED_SECTIONS = ["summary", "history", "intermediate", "importance", "params", "categorical", "verification"]
+EXPECTED_SECTIONS = ["summary", "history", "intermediate", "importance", "params", "categorical", "pruning-bias", "verification"]
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,21 @@ def test_a_fit_resumed_after_its_last_epoch_keeps_the_validation_metrics(tmp_pat
                 ckpt_path=str(checkpoint.path))
     assert again.error is None and again.epochs == 2
     assert again.metrics == first.metrics
+
+
+@pytest.mark.slow
+def test_decay_shrinkage_is_lr_lambda_steps_of_decoupled_decay(write_study, sqlite_url: str) -> None:
+    """Every trial records its optimizer steps and, for decoupled decay, the total shrinkage
+    lr·λ·steps, so a decay too weak to matter is visible (the issue's AdamW case: 3e-3 × 5e-3 ×
+    136 steps ≈ 0.002)."""
+    import math
+
+    from hpsearch.tasks.digits import load_digits_splits
+
+    fixed = {"optimizer": "adamw", "batch_size": 128, "hidden_units": 16, "hidden_layers": 1, "weight_decay": 0.01}
+    path = write_study(trials=1, max_epochs=2, search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed=fixed)
+    study = run_study(load_study_file(path), sqlite_url)
+    t = study.trials[0]
+    steps = 2 * math.ceil(len(load_digits_splits(0).train[1]) / 128)
+    assert t.user_attrs["optimizer_steps"] == steps
+    assert t.user_attrs["decay_shrinkage"] == pytest.approx(t.params["learning_rate"] * 0.01 * steps)

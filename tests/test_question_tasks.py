@@ -132,17 +132,42 @@ def test_two_input_batches_stay_aligned_and_training_is_reproducible() -> None:
 
 
 @pytest.mark.parametrize("keep_prob", [1.0, 0.7])
-def test_dropout_between_stacked_lstm_layers_follows_keep_prob(keep_prob: float) -> None:
+def test_dropout_between_stacked_lstm_layers_and_on_the_output_follows_keep_prob(keep_prob: float) -> None:
     task = resolve_task("co2-seq2seq")
     data = task.load_data(0)
     model = task.build_model(Regularization(keep_prob=keep_prob, l2_scope="fc"), {**task.defaults, "layers": 3}, data)
     for lstm in (model.net.encoder, model.net.decoder):
         assert lstm.num_layers == 3
         assert lstm.dropout == pytest.approx(1.0 - keep_prob)
-    assert not any(isinstance(m, nn.Dropout) for m in model.modules())  # only between layers
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert [d.p for d in drops] == ([] if keep_prob == 1.0 else [pytest.approx(1.0 - keep_prob)])
+    if drops:
+        assert model.net.out_dropout is drops[0]  # the decoder output, before the projection
     fc = scoped_parameters(model.net, "fc")
     assert {id(p) for p in fc} == {id(model.net.proj.weight), id(model.net.proj.bias)}
     assert model(data.val[0][:4]).shape == (4, 12)
+
+
+def test_single_layer_lstm_drops_the_output_before_the_projection() -> None:
+    """Zaremba et al.: with one layer there is no between-layer connection, but the output
+    before the projection is dropped, so keep_prob < 1 still regularizes (half the projection's
+    inputs are zero in training at keep_prob 0.5; none at evaluation)."""
+    task = resolve_task("co2-seq2seq")
+    data = task.load_data(0)
+    torch.manual_seed(0)
+    model = task.build_model(Regularization(keep_prob=0.5), {**task.defaults, "layers": 1}, data)
+    seen: list[torch.Tensor] = []
+    model.net.proj.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    x = data.val[0][:16]
+    model.train()
+    a, b = model(x), model(x)
+    assert not torch.equal(a, b)
+    zeros = float(torch.cat(seen).eq(0).float().mean())
+    assert 0.4 < zeros < 0.6, zeros
+    seen.clear()
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    assert float(torch.cat(seen).eq(0).float().mean()) < 0.01
 
 
 def test_co2_windows_are_chronological_and_the_baseline_is_seasonal_naive() -> None:

@@ -217,3 +217,77 @@ def test_constant_feature_is_only_centred() -> None:
 def test_regularization_rejects_invalid_values(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         Regularization(**kwargs)
+
+
+def _sgd_steps(net: nn.Module, reg: Regularization, steps: int = 5) -> dict[str, torch.Tensor]:
+    """``steps`` real optimizer steps on one fixed batch, the l2 penalty in the loss as the mode says."""
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+    opt = make_optimizer(net, reg)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y) + l2_penalty(net, reg)
+        loss.backward()
+        opt.step()
+    return {n: p.detach().clone() for n, p in net.named_parameters()}
+
+
+def test_sgd_decoupled_is_sgdw_and_differs_from_loss_mode() -> None:
+    """Loshchilov & Hutter's SGDW: buf <- μ·buf + g; p <- p - lr·λ·p - lr·buf (decay kept out of
+    the momentum buffer); the loss mode is coupled L2 and ends elsewhere."""
+    lr, lam, mu, steps = 0.1, 0.05, 0.9, 5
+    kw = dict(learning_rate=lr, weight_decay=lam, l2_scope="all", optimizer="sgd", momentum=mu)
+    torch.manual_seed(0)
+    start = Net().state_dict()
+    nets = {}
+    for mode in ("decoupled", "loss"):
+        nets[mode] = Net()
+        nets[mode].load_state_dict(start)
+    decoupled = _sgd_steps(nets["decoupled"], Regularization(l2_mode="decoupled", **kw), steps)
+    coupled = _sgd_steps(nets["loss"], Regularization(l2_mode="loss", **kw), steps)
+
+    manual = Net()
+    manual.load_state_dict(start)
+    torch.manual_seed(1)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+    bufs = {n: torch.zeros_like(p) for n, p in manual.named_parameters()}
+    for _ in range(steps):
+        manual.zero_grad()
+        nn.functional.cross_entropy(manual(x), y).backward()
+        with torch.no_grad():
+            for n, p in manual.named_parameters():
+                bufs[n] = mu * bufs[n] + p.grad if _ else p.grad.clone()
+                p -= lr * lam * p + lr * bufs[n]
+    for n, p in manual.named_parameters():
+        torch.testing.assert_close(decoupled[n], p.detach(), rtol=1e-5, atol=1e-6)
+    gap = max(float((decoupled[n] - coupled[n]).abs().max()) for n in decoupled)
+    assert gap > 1e-4, gap
+
+
+def _decayed(module: nn.Module, opt: torch.optim.Optimizer) -> set[str]:
+    ids = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    return {n for n, p in module.named_parameters() if id(p) in ids}
+
+
+@pytest.mark.parametrize(("scope", "head_bias_decayed"), [("all", True), ("weights", False), ("fc", True)])
+def test_triplet_head_group_respects_l2_scope(scope: str, head_bias_decayed: bool) -> None:
+    """The embedding head has its own optimizer group (own learning rate): it decays exactly the
+    in-scope parameters like every other group, and a real step shrinks only those."""
+    from hpsearch.models.embedding import EmbeddingNet, TripletModule
+    from hpsearch.tasks.triplet import new_backbone
+
+    torch.manual_seed(0)
+    net = EmbeddingNet(new_backbone(), 8, 0)
+    reg = Regularization(learning_rate=0.1, weight_decay=0.5, l2_scope=scope, optimizer="sgd")
+    module = TripletModule(net, reg, margin=0.2, head_lr_mult=10.0)
+    opt = module.configure_optimizers()
+    want = names(net, scoped_parameters(net, scope))
+    assert ("head.bias" in want) is head_bias_decayed and "head.weight" in want
+    assert _decayed(net, opt) == want
+    assert {g["lr"] for g in opt.param_groups if any(p is net.head.weight or p is net.head.bias for p in g["params"])} == {1.0}
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    moved = {n for n, p in net.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert moved == want

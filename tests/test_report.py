@@ -35,7 +35,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def test_report_sections_figures_and_summary(synthetic: tuple[str, Path]) -> None:
     url, tmp = synthetic
     result = build_report("syn", url, tmp / "out")
-    assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical"]
+    assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical", "pruning-bias"]
     names = sorted(p.name for p in result.pngs)
     assert names == sorted([
         "history.png", "intermediate.png", "importances.png",
@@ -61,7 +61,7 @@ def test_report_sections_figures_and_summary(synthetic: tuple[str, Path]) -> Non
         assert len(counts) == len(study.trials[0].distributions[param].choices)
         assert sum(counts) == len(complete), param
     html = result.html.read_text()
-    assert html.count("<section ") == 6 and "plotly" in html and "<script src=" not in html
+    assert html.count("<section ") == 7 and "plotly" in html and "<script src=" not in html
 
 
 def test_report_cli_prints_summary_and_handles_bad_input(synthetic: tuple[str, Path]) -> None:
@@ -156,7 +156,7 @@ def test_report_on_trials_without_curves_or_gaps(tmp_path: Path) -> None:
     for i, (lr, bn) in enumerate([(1e-3, "none"), (1e-2, "before_activation"), (3e-3, "none")]):
         study.add_trial(optuna.trial.create_trial(params={"learning_rate": lr, "batchnorm": bn}, distributions=dist, value=0.9 + i / 100))
     result = build_report("plain", url, tmp_path / "out")
-    assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical"]
+    assert result.sections == ["summary", "history", "intermediate", "importance", "params", "categorical", "pruning-bias"]
     assert (tmp_path / "out" / "param_learning_rate.png").exists() and "best trial #2" in result.text
 
 
@@ -170,3 +170,27 @@ def test_report_draws_decision_boundaries_for_a_2d_study(tmp_path: Path) -> None
     boundary_pngs = [p for p in result.pngs if p.name.startswith("activations-")]
     assert boundary_pngs and all(p.stat().st_size > 0 for p in boundary_pngs)
     assert 'id="boundaries"' in result.html.read_text()
+
+
+def test_report_shows_pruning_bias_and_decay_shrinkage(tmp_path: Path) -> None:
+    """Planted bias: every pruned trial had strong dropout (keep_prob 0.5/0.6), every completed
+    one weak (0.9); the report says so per parameter, and flags a best trial whose total decay
+    lr·λ·steps is too small to matter."""
+    url = f"sqlite:///{tmp_path / 'bias.db'}"
+    study = optuna.create_study(storage=url, study_name="bias", direction="maximize")
+    dist = {"keep_prob": optuna.distributions.FloatDistribution(0.5, 1.0),
+            "l2_scope": optuna.distributions.CategoricalDistribution(["all", "fc"])}
+    rows = [(0.9, "fc", 0.95, 0.002), (0.9, "all", 0.94, 0.5), (0.9, "fc", 0.93, 0.05)]
+    for keep, scope, value, shrink in rows:
+        study.add_trial(optuna.trial.create_trial(params={"keep_prob": keep, "l2_scope": scope}, distributions=dist, value=value,
+                                                  intermediate_values={0: value - 0.1}, user_attrs={"decay_shrinkage": shrink}))
+    for keep in (0.5, 0.6):
+        study.add_trial(optuna.trial.create_trial(params={"keep_prob": keep, "l2_scope": "all"}, distributions=dist,
+                                                  state=optuna.trial.TrialState.PRUNED, intermediate_values={0: 0.5}))
+    result = build_report("bias", url, tmp_path / "out")
+    assert "pruning-bias" in result.sections
+    assert "2 of 5 finished trials were pruned" in result.text
+    assert "pruned trials: median keep_prob 0.55 vs 0.9 for completed ones" in result.text
+    assert "min 0.002, median 0.05, max 0.5; best trial 0.002 (below 0.01" in result.text
+    html = result.html.read_text()
+    assert "share all" in html and "100% of 2" in html and "33% of 3" in html

@@ -17,6 +17,7 @@ from scipy import stats
 
 from hpsearch.analysis.verify import ConfigStats, paired_test, run_verify, summarize
 from hpsearch.api import load_study_file
+from hpsearch.errors import ConfigError
 from hpsearch.run.runner import run_study
 
 
@@ -108,3 +109,34 @@ def test_summarize_and_paired_test_edge_cases() -> None:
     worse = paired_test(cfg(1, [0.90, 0.905, 0.92, 0.9]), cfg(2, [0.95, 0.96, 0.97, 0.96]), maximize=True)
     assert not worse.best_beats_runner_up and "runner-up" in worse.verdict
     assert math.isfinite(worse.t_statistic)
+
+
+@pytest.mark.slow
+def test_verify_rebuilds_the_effective_seed_and_epochs_of_cli_overrides(write_study, sqlite_url: str) -> None:
+    """A search run with --seed 7 --max-epochs 2 (the file says seed 0, 6 epochs) is verified on
+    the seed-7 split for 2 epochs: its test split never overlaps the search's train/val."""
+    path = write_study(task="split_probe:probe", trials=1, max_epochs=6)
+    split_probe.SEEN.clear()
+    run_study(load_study_file(path, seed=7, max_epochs=2), sqlite_url)
+    seen_by_search = set(split_probe.SEEN)
+    info = split_probe.probe_data(7).info
+    train, val, test = (set(map(int, info[k])) for k in ("train_indices", "val_indices", "test_indices"))
+    assert seen_by_search == train | val
+
+    split_probe.SEEN.clear()
+    split_probe.TRAINED.clear()
+    result = run_verify("tiny", sqlite_url, top=1, seeds=1)
+    assert result.ran == 1
+    assert test <= split_probe.SEEN  # scored on the seed-7 test split...
+    assert split_probe.TRAINED == train  # ...after training on the seed-7 train split only
+    vstudy = optuna.load_study(study_name="tiny:verify", storage=sqlite_url)
+    assert [t.user_attrs["epochs"] for t in vstudy.trials] == [2]
+
+
+@pytest.mark.slow
+def test_verify_refuses_a_definition_other_than_the_searched_one(write_study, sqlite_url: str, monkeypatch) -> None:
+    path = write_study(trials=1, max_epochs=2)
+    run_study(load_study_file(path), sqlite_url)
+    monkeypatch.setenv("HPSEARCH_CAP_EPOCHS", "1")
+    with pytest.raises(ConfigError, match=r"max_epochs: 2 -> 1.*HPSEARCH_CAP_EPOCHS"):
+        run_verify("tiny", sqlite_url, top=1, seeds=1)

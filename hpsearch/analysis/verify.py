@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.analysis.stats import CONFIDENCE, PairedTest, paired_test, summarize
+from hpsearch.analysis.stats import CONFIDENCE, PairedTest, compare_with_best, paired_test, summarize
 from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
 from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key
@@ -75,7 +76,8 @@ class VerifyResult:
     direction: str
     confidence: float
     configs: list[ConfigStats] = field(default_factory=list)
-    paired: PairedTest | None = None
+    paired: PairedTest | None = None  # best vs runner-up (= comparisons[0])
+    comparisons: list[PairedTest] = field(default_factory=list)  # best vs rank 2, 3, ... (Holm-adjusted)
     ran: int = 0
     skipped: int = 0
 
@@ -102,15 +104,21 @@ def _value(trial: FrozenTrial) -> float:
     return trial.value
 
 
-def top_configs(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    """The best ``k`` complete trials with distinct configurations, best first."""
+def top_configs(study: optuna.Study, k: int, settled: dict[str, Any] | None = None) -> list[FrozenTrial]:
+    """The best ``k`` complete trials that train distinct models, best first: configurations
+    that differ only in settings without effect (``l2_scope``/``l2_mode`` at ``weight_decay``
+    0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, given the
+    ``settled`` values of unsearched settings: the task's defaults updated with the study's
+    ``fixed``) count as one, represented by the best of them."""
+    from hpsearch.params import same_model_key
+
     meta = StudyMeta.of(study)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     trials = sorted(trials, key=lambda t: (meta.sort_key(_value(t)), t.number))
     picked: list[FrozenTrial] = []
     seen: set[str] = set()
     for t in trials:
-        key = config_key(t.params)
+        key = config_key(same_model_key(dict(t.params), settled))
         if key not in seen:
             seen.add(key)
             picked.append(t)
@@ -189,7 +197,7 @@ def run_verify(
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
     definition = _stored_definition(source)
-    configs = top_configs(source, top)
+    configs = top_configs(source, top, {**definition.task.defaults, **definition.config.fixed})
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(definition.config.seed, seeds)
@@ -207,21 +215,37 @@ def run_verify(
             on_progress(VerifyProgress(i, len(todo), *progress))
     result.configs = _stats(vstudy, configs, seed_list)
     if len(result.configs) >= 2:
-        result.paired = paired_test(result.configs[0], result.configs[1], meta.maximize)
+        result.comparisons = compare_with_best(result.configs, meta.maximize)
+        result.paired = result.comparisons[0]
     return result
 
 
 def _stored_definition(source: optuna.Study) -> Any:
-    """The definition of the study file stored with ``source`` (checked against its task)."""
-    from hpsearch.study.config import StudyFile, parse_study
+    """The definition the study was searched with: the stored study file with the effective
+    settings of the search (``--seed``, ``--max-epochs``...), checked against its task and
+    against the study's stored fingerprint; a definition that would rebuild anything else (a
+    budget cap now lower than the search's epochs, a file changed by hand) is a
+    :class:`ConfigError`, so verification never trains or splits differently from the search."""
+    from hpsearch.study.config import BUDGET_CAPS, StudyFile
     from hpsearch.study.definition import define
-    from hpsearch.study.meta import stored_study_file
+    from hpsearch.study.identity import FINGERPRINT_ATTR, describe_changes, fingerprint
+    from hpsearch.study.meta import stored_config, stored_study_file
 
-    text = stored_study_file(source)
-    if not text:
-        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
     where = f"{source.study_name} (stored study file)"
-    return define(StudyFile(path=where, text=text, config=parse_study(text, where)))
+    config = stored_config(source, where)
+    if config is None:
+        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
+    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config))
+    searched = source.user_attrs.get(FINGERPRINT_ATTR)
+    if searched is not None:
+        changes = describe_changes(searched, fingerprint(definition))
+        if changes:
+            capped = [f"${env}" for env in BUDGET_CAPS.values() if os.environ.get(env, "").strip()]
+            raise ConfigError(
+                f"study {source.study_name!r}: cannot rebuild the configuration it was searched with "
+                f"(searched -> rebuilt: {'; '.join(changes)})" + (f"; {' and '.join(capped)} is set" if capped else "")
+            )
+    return definition
 
 
 def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tuple[int, int, float | None, str | None, float]:

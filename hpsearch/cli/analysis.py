@@ -67,8 +67,11 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
     max_epochs, no pruning) and score them on the held-out test split.
 
-    Prints mean +- std and a 95% confidence interval (t-distribution) per configuration, and a
-    paired t-test over seeds of the best vs the runner-up. Runs are stored in the same database
+    Prints mean +- std and a 95% confidence interval (t-distribution) per configuration, and
+    paired comparisons over seeds of the best with each other one: the mean difference with
+    its CI, a paired t-test, an exact sign test and a permutation test, Holm-adjusted across
+    the comparisons. Configurations that train the same model (e.g. any l2_scope at
+    weight_decay 0) count as one; zero variance gives no CI or t (undefined, not certain). Runs are stored in the same database
     as study STUDY_NAME:verify; a re-run skips (configuration, seed) pairs already done.
     """
     from hpsearch.analysis.verify import VerifyProgress, run_verify
@@ -90,10 +93,10 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
     )
     rows = [[c.rank, c.source_trial, c.search_value, c.n, c.mean, c.std, ci_text(c.ci_low, c.ci_high)] for c in result.configs]
     click.echo(table(["rank", "trial", "search value", "seeds", "test mean", "std", "95% CI"], rows))
-    if result.paired is not None:
+    for c in result.comparisons:
         click.echo(
-            f"best vs runner-up over {result.paired.seeds} seeds: mean difference "
-            f"{fmt_value(result.paired.mean_difference)}; {result.paired.verdict}"
+            f"best vs rank {c.other_rank} over {c.seeds} seeds: mean difference "
+            f"{fmt_value(c.mean_difference)}, 95% CI {ci_text(c.ci_low, c.ci_high)}; {c.verdict}"
         )
 
 

@@ -15,6 +15,7 @@ from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
 
 #: Checkpoint keys of the module's own state (see :meth:`RegularizedModule.on_save_checkpoint`).
 EPOCHS_VALIDATED_KEY = "hpsearch_epochs_validated"
+OPTIMIZER_STEPS_KEY = "hpsearch_optimizer_steps"
 VAL_METRICS_KEY = "hpsearch_val_metrics"
 
 
@@ -45,6 +46,7 @@ class RegularizedModule(pl.LightningModule):
         self.loss_fn = loss_fn
         self._epoch_losses: list[torch.Tensor] = []
         self.epochs_validated = 0
+        self.optimizer_steps = 0  # optimizer steps taken (for decay_shrinkage)
         self.val_metrics: dict[str, float] = {}
         self.automatic_optimization = False
 
@@ -73,6 +75,7 @@ class RegularizedModule(pl.LightningModule):
             optimizer.zero_grad(set_to_none=True)
             backward(self.batch_loss(minibatch))
             optimizer.step()
+            self.optimizer_steps += 1
         self.validate(*epoch.val)
 
     def score(self, x: Inputs, y: torch.Tensor) -> dict[str, float]:
@@ -117,11 +120,13 @@ class RegularizedModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the validated epochs and the last validation metrics in the checkpoint."""
         checkpoint[EPOCHS_VALIDATED_KEY] = self.epochs_validated
+        checkpoint[OPTIMIZER_STEPS_KEY] = self.optimizer_steps
         checkpoint[VAL_METRICS_KEY] = dict(self.val_metrics)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore them, so a run resumed after its last epoch still reports its metrics."""
         self.epochs_validated = int(checkpoint.get(EPOCHS_VALIDATED_KEY, 0))
+        self.optimizer_steps = int(checkpoint.get(OPTIMIZER_STEPS_KEY, 0))
         self.val_metrics = dict(checkpoint.get(VAL_METRICS_KEY, {}))
 
 

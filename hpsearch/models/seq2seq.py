@@ -6,15 +6,18 @@ import torch
 from torch import nn
 
 from hpsearch.models.base import RegularizedModule
-from hpsearch.regularization import Regularization
+from hpsearch.regularization import Regularization, dropout
 
 
 class Seq2SeqLSTM(nn.Module):
     """Stacked LSTM encoder → stacked LSTM decoder (autoregressive) → Linear projection.
 
-    ``keep_prob`` sets the dropout *between* stacked LSTM layers (PyTorch's ``dropout``
-    argument, ``p = 1 - keep_prob``; it needs ``layers >= 2``). The output projection ``proj``
-    is the only ``nn.Linear``, so ``l2_scope: fc`` puts the L2 term on it alone.
+    ``keep_prob`` drops the non-recurrent connections where Zaremba et al. (2014) and
+    TensorFlow's ``DropoutWrapper(output_keep_prob)`` put dropout: *between* stacked LSTM layers
+    (PyTorch's ``dropout`` argument, ``p = 1 - keep_prob``) and on the decoder's output before
+    the projection (``out_dropout``), so it acts with ``layers: 1`` too; the recurrent
+    (hidden-to-hidden) connections are never dropped. The output projection ``proj`` is the
+    only ``nn.Linear``, so ``l2_scope: fc`` puts the L2 term on it alone.
     """
 
     def __init__(self, hidden_units: int, layers: int, horizon: int, reg: Regularization) -> None:
@@ -23,6 +26,7 @@ class Seq2SeqLSTM(nn.Module):
         self.horizon = horizon
         self.encoder = nn.LSTM(1, hidden_units, num_layers=layers, dropout=p, batch_first=True)
         self.decoder = nn.LSTM(1, hidden_units, num_layers=layers, dropout=p, batch_first=True)
+        self.out_dropout = dropout(reg.keep_prob) or nn.Identity()
         self.proj = nn.Linear(hidden_units, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -31,7 +35,7 @@ class Seq2SeqLSTM(nn.Module):
         outputs = []
         for _ in range(self.horizon):
             out, state = self.decoder(step, state)
-            step = self.proj(out)
+            step = self.proj(self.out_dropout(out))
             outputs.append(step)
         return torch.cat(outputs, dim=1).squeeze(-1)
 

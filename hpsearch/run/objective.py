@@ -81,7 +81,7 @@ class Objective:
         result = self._fit(trial, settings, data, seed, checkpoint)
         if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
-        set_trial_user_attrs(trial, self._result_attrs(result, data))
+        set_trial_user_attrs(trial, self._result_attrs(result, data, settings))
         return self._outcome(trial, result)
 
     def _fit(
@@ -108,17 +108,24 @@ class Objective:
             if checkpoint is not None:
                 checkpoint.remove()
 
-    def _result_attrs(self, result: FitResult, data: DataSplits) -> dict[str, object]:
-        """User attrs of a finished fit: epochs, time, device, losses, the metric and, when the
-        fit produced a metric, its training-split value and the train–validation gap."""
+    def _result_attrs(self, result: FitResult, data: DataSplits, settings: TrialSettings) -> dict[str, object]:
+        """User attrs of a finished fit: epochs, optimizer steps, the total decoupled decay
+        ``decay_shrinkage`` = lr·λ·steps (decoupled mode only), time, device, losses, the metric
+        and, when the fit produced a metric, its training-split value and the train–validation gap."""
+        from hpsearch.regularization import decay_shrinkage
+
         value = result.metrics.get(self.metric)
         attrs: dict[str, object] = {
             "epochs": result.epochs,
+            "optimizer_steps": result.steps,
             "wall_seconds": round(result.seconds, 3),
             "device": result.device,
             "final_train_loss": result.train_loss,
             self.metric: value,
         }
+        shrinkage = decay_shrinkage(settings.reg, result.steps)
+        if shrinkage is not None:
+            attrs["decay_shrinkage"] = shrinkage
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))
         if value is not None and (result.error is None or stopped_early):
             train_value = evaluate(result.model, data.train).get(metric_key(self.metric))

@@ -26,7 +26,7 @@ from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.queries import check_database, fail_if_running, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
-from hpsearch.study.config import StudyFile
+from hpsearch.study.config import StudyFile, effective_settings
 from hpsearch.study.definition import StudyDefinition, define
 from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
@@ -129,7 +129,7 @@ def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None
         raise ConfigError(
             f"{definition.path}: metric: study {definition.config.study!r} optimizes {attrs[METRIC_ATTR]!r}, the file says {metric!r}"
         )
-    record_study_file(study, definition.text, definition.path)
+    record_study_file(study, definition.text, definition.path, effective_settings(definition.config))
     record_metric_names(study, metric)
     wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
     for key, value in wanted.items():

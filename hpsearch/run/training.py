@@ -55,6 +55,7 @@ class FitResult:
     seconds: float
     device: str
     error: Exception | None = None
+    steps: int = 0  # optimizer steps taken (resumed ones included)
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,6 +118,7 @@ def fit(
         seconds=time.perf_counter() - started,
         device=str(model.device),
         error=error,
+        steps=int(getattr(model, "optimizer_steps", trainer.global_step)),
     )
 
 

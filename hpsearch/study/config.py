@@ -166,6 +166,17 @@ def parse_study(text: str, path: str = "<string>", overrides: dict[str, Any] | N
         raise ConfigError(_error_line(path, exc)) from None
 
 
+#: Top-level keys that change what a trial trains on and for how long (the data split and
+#: per-trial seeds, the epochs): their effective values, after CLI overrides and budget caps,
+#: are stored with the study so ``verify`` rebuilds exactly the searched configuration.
+EFFECTIVE_KEYS = ("seed", "max_epochs")
+
+
+def effective_settings(config: StudyConfig) -> dict[str, Any]:
+    """The values of :data:`EFFECTIVE_KEYS` in ``config`` (what was really run)."""
+    return {key: getattr(config, key) for key in EFFECTIVE_KEYS}
+
+
 #: Environment variables that cap a study's budget (tiny runs for the README test, smoke tests):
 #: ``trials`` and ``max_epochs`` become at most their value, whatever the file or the CLI says.
 BUDGET_CAPS = {"trials": "HPSEARCH_CAP_TRIALS", "max_epochs": "HPSEARCH_CAP_EPOCHS"}

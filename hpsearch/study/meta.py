@@ -14,12 +14,17 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+    from hpsearch.study.config import StudyConfig
+
 #: The study user attr holding the metric a study optimizes.
 METRIC_ATTR = "metric"
 #: Study system attrs holding the study file's text and the path it was read from (system attrs,
 #: so that ``optuna studies`` and the dashboard's user-attr tables stay narrow).
 STUDY_FILE_ATTR = "hpsearch:study_file"
 STUDY_FILE_PATH_ATTR = "hpsearch:study_file_path"
+#: Study system attr: the effective ``seed`` and ``max_epochs`` the search ran with (after CLI
+#: overrides such as ``--seed 7 --max-epochs 2``), which the stored file text does not show.
+EFFECTIVE_ATTR = "hpsearch:effective"
 #: Where hpsearch 0.1 kept the study file: a study user attr (still read).
 LEGACY_STUDY_FILE_ATTR = "study_file"
 
@@ -108,12 +113,38 @@ def stored_study_file(study: "optuna.Study") -> str | None:
     return str(text) if text else None
 
 
-def record_study_file(study: "optuna.Study", text: str, path: str) -> None:
-    """Store the study file's text and path with the study (only when they changed)."""
+def stored_effective(study: "optuna.Study") -> dict[str, Any]:
+    """The effective ``seed``/``max_epochs`` the study was searched with: the system attr, else
+    (studies made before it was stored) the same keys of the stored fingerprint, else ``{}``."""
+    from hpsearch.store.queries import study_system_attrs
+    from hpsearch.study.config import EFFECTIVE_KEYS
+    from hpsearch.study.identity import FINGERPRINT_ATTR
+
+    stored = study_system_attrs(study).get(EFFECTIVE_ATTR)
+    if not isinstance(stored, dict):
+        stored = study.user_attrs.get(FINGERPRINT_ATTR) or {}
+    return {k: stored[k] for k in EFFECTIVE_KEYS if k in stored}
+
+
+def stored_config(study: "optuna.Study", where: str) -> "StudyConfig | None":
+    """The study file stored with ``study``, parsed with the effective settings it was searched
+    with (``None`` when the study has no stored file)."""
+    from hpsearch.study.config import parse_study
+
+    text = stored_study_file(study)
+    return parse_study(text, where, stored_effective(study)) if text else None
+
+
+def record_study_file(study: "optuna.Study", text: str, path: str, effective: dict[str, Any] | None = None) -> None:
+    """Store the study file's text and path, and the ``effective`` settings it runs with
+    (:func:`hpsearch.study.config.effective_settings`), with the study (only what changed)."""
     from hpsearch.store.queries import set_study_system_attr, study_system_attrs
 
     attrs = study_system_attrs(study)
-    for key, value in ((STUDY_FILE_ATTR, text), (STUDY_FILE_PATH_ATTR, path)):
+    items: list[tuple[str, Any]] = [(STUDY_FILE_ATTR, text), (STUDY_FILE_PATH_ATTR, path)]
+    if effective is not None:
+        items.append((EFFECTIVE_ATTR, dict(effective)))
+    for key, value in items:
         if attrs.get(key) != value:
             set_study_system_attr(study, key, value)
 

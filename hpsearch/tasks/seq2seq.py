@@ -79,7 +79,8 @@ def _build(reg: Any, options: Mapping[str, Any], data: DataSplits) -> Any:
 
 
 def co2_seq2seq() -> Task:
-    """``co2-seq2seq``: LSTM encoder–decoder; ``keep_prob`` is dropout between stacked layers,
+    """``co2-seq2seq``: LSTM encoder–decoder; ``keep_prob`` is dropout between stacked layers and
+    on the decoder output (Zaremba et al.),
     ``l2_scope: fc`` covers the output projection only. Metric ``val_mse`` in ppm²."""
     keep = {k: REGULARIZATION_PARAMS[k] for k in ("learning_rate", "weight_decay", "l2_mode", "l2_scope", "keep_prob", "optimizer", "momentum")}
     return Task(

@@ -71,7 +71,7 @@ def _open(study_name: str, storage: str | None) -> tuple[_Plotting, dict[tuple[s
     from hpsearch.store.queries import load_study
     from hpsearch.store.urls import resolve_url
     from hpsearch.study.config import parse_study
-    from hpsearch.study.meta import stored_study_file
+    from hpsearch.study.meta import stored_config, stored_study_file
     from hpsearch.study.space import settings_for
     from hpsearch.tasks import resolve_task
 
@@ -86,7 +86,7 @@ def _open(study_name: str, storage: str | None) -> tuple[_Plotting, dict[tuple[s
             f"study {study_name!r} uses task {task_name}; plot-boundaries needs a 2-D task with "
             f"dataset, activation and width parameters, such as toy2d-mlp"
         )
-    config = parse_study(text, f"study {study_name!r}")
+    config = stored_config(study, f"study {study_name!r}") or parse_study(text, f"study {study_name!r}")
     cells = best_per_cell(study, lambda t: settings_for(t.params, config, task).as_dict())
     if not cells:
         raise ConfigError(f"study {study_name!r} has no completed trial to plot")

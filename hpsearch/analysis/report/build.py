@@ -90,12 +90,13 @@ def build_report(
     _history_sections(page, data)
     _importance_section(page, imp)
     _param_sections(page, data)
+    bias = _pruning_section(page, data)
     _boundary_section(page, study_name, url, data)
     if verification:
         _verification_section(page, data, verification)
     clock.lap("figures")
     ids = [s.id for s in page.sections]
-    summary_text = report_summary(data, imp, verification, ids)
+    summary_text = report_summary(data, imp, verification, ids) + "\n\npruning bias and decay strength:\n" + "\n".join(bias)
     summary.parts.append(f"<pre>{html.escape(summary_text)}</pre>")
     step("writing HTML")
     path = out / "report.html"
@@ -159,6 +160,26 @@ def _param_sections(page: _Page, data: StudyData) -> None:
         page.png(fp.categorical_param(data, p, page.out / f"choice_{safe_name(p.name)}.png"))
     if not cats:
         catsec.add_text("no categorical parameter was searched")
+
+
+def _pruning_section(page: _Page, data: StudyData) -> list[str]:
+    """Pruned vs completed trials per parameter and the decay shrinkage; returns its sentences
+    (also appended to the text summary)."""
+    from hpsearch.analysis.report.pruning import pruning_bias_rows, pruning_bias_sentences, shrinkage_sentence
+
+    sec = page.section("pruning-bias", "Pruning bias and decay strength")
+    sec.add_text("Strongly regularized settings learn slower; if pruned trials sit at stronger regularization than "
+                 "completed ones, early pruning may have favoured weak regularization.")
+    lines = pruning_bias_sentences(data)
+    shrink = shrinkage_sentence(data)
+    if shrink is not None:
+        lines.append(shrink)
+    for line in lines:
+        sec.add_text(line)
+    rows = pruning_bias_rows(data)
+    if rows:
+        sec.add_table(["param", "statistic", "completed", "pruned"], rows)
+    return lines
 
 
 def _boundary_section(page: _Page, study_name: str, url: str, data: StudyData) -> None:

@@ -34,6 +34,7 @@ class TrialRecord:
     gap: float | None  # user attr ``train_val_gap``
     steps: tuple[int, ...]
     intermediate: tuple[float, ...]
+    shrinkage: float | None = None  # user attr ``decay_shrinkage``: lr·λ·steps of decoupled decay
 
 
 @dataclass
@@ -82,6 +83,7 @@ def _record(t: FrozenTrial, metric: str) -> TrialRecord:
         last = t.user_attrs.get(metric)
         value = float(last) if isinstance(last, (int, float)) else (values[-1] if values else None)
     gap = t.user_attrs.get("train_val_gap")
+    shrinkage = t.user_attrs.get("decay_shrinkage")
     return TrialRecord(
         number=t.number,
         state=t.state.name.lower(),
@@ -90,6 +92,7 @@ def _record(t: FrozenTrial, metric: str) -> TrialRecord:
         gap=float(gap) if isinstance(gap, (int, float)) else None,
         steps=steps,
         intermediate=values,
+        shrinkage=float(shrinkage) if isinstance(shrinkage, (int, float)) else None,
     )
 
 
