@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -196,7 +195,9 @@ def run_verify(
     if study_name.endswith(VERIFY_SUFFIX):
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
-    definition = _stored_definition(source)
+    from hpsearch.study.definition import searched_definition
+
+    definition = searched_definition(source)
     configs = top_configs(source, top, {**definition.task.defaults, **definition.config.fixed})
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
@@ -218,34 +219,6 @@ def run_verify(
         result.comparisons = compare_with_best(result.configs, meta.maximize)
         result.paired = result.comparisons[0]
     return result
-
-
-def _stored_definition(source: optuna.Study) -> Any:
-    """The definition the study was searched with: the stored study file with the effective
-    settings of the search (``--seed``, ``--max-epochs``...), checked against its task and
-    against the study's stored fingerprint; a definition that would rebuild anything else (a
-    budget cap now lower than the search's epochs, a file changed by hand) is a
-    :class:`ConfigError`, so verification never trains or splits differently from the search."""
-    from hpsearch.study.config import BUDGET_CAPS, StudyFile
-    from hpsearch.study.definition import define
-    from hpsearch.study.identity import FINGERPRINT_ATTR, describe_changes, fingerprint
-    from hpsearch.study.meta import stored_config, stored_study_file
-
-    where = f"{source.study_name} (stored study file)"
-    config = stored_config(source, where)
-    if config is None:
-        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
-    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config))
-    searched = source.user_attrs.get(FINGERPRINT_ATTR)
-    if searched is not None:
-        changes = describe_changes(searched, fingerprint(definition))
-        if changes:
-            capped = [f"${env}" for env in BUDGET_CAPS.values() if os.environ.get(env, "").strip()]
-            raise ConfigError(
-                f"study {source.study_name!r}: cannot rebuild the configuration it was searched with "
-                f"(searched -> rebuilt: {'; '.join(changes)})" + (f"; {' and '.join(capped)} is set" if capped else "")
-            )
-    return definition
 
 
 def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tuple[int, int, float | None, str | None, float]:

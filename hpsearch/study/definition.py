@@ -7,10 +7,13 @@ take the result instead of redoing the checks.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Union
 
-from hpsearch.errors import ConfigError
+import optuna
+
+from hpsearch.errors import ConfigError, StudyNotFoundError
 from hpsearch.study.config import StudyConfig, StudyFile
 from hpsearch.study.meta import StudyMeta
 from hpsearch.study.space import check_against_task
@@ -55,3 +58,30 @@ def define(study_file: Union[StudyFile, StudyDefinition]) -> StudyDefinition:
         raise ConfigError(f"{study_file.path}: {exc}") from None
     check_against_task(config, task, study_file.path)
     return StudyDefinition(study_file, task, config.metric or task.metric, config.direction or task.direction)
+
+
+def searched_definition(source: optuna.Study) -> StudyDefinition:
+    """The definition the study was searched with: the stored study file with the effective
+    settings of the search (``--seed``, ``--max-epochs``...), checked against its task and
+    against the study's stored fingerprint; a definition that would rebuild anything else (a
+    budget cap now lower than the search's epochs, a file changed by hand) is a
+    :class:`ConfigError`, so verification never trains or splits differently from the search."""
+    from hpsearch.study.config import BUDGET_CAPS
+    from hpsearch.study.identity import FINGERPRINT_ATTR, describe_changes, fingerprint
+    from hpsearch.study.meta import stored_config, stored_study_file
+
+    where = f"{source.study_name} (stored study file)"
+    config = stored_config(source, where)
+    if config is None:
+        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
+    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config))
+    searched = source.user_attrs.get(FINGERPRINT_ATTR)
+    if searched is not None:
+        changes = describe_changes(searched, fingerprint(definition))
+        if changes:
+            capped = [f"${env}" for env in BUDGET_CAPS.values() if os.environ.get(env, "").strip()]
+            raise ConfigError(
+                f"study {source.study_name!r}: cannot rebuild the configuration it was searched with "
+                f"(searched -> rebuilt: {'; '.join(changes)})" + (f"; {' and '.join(capped)} is set" if capped else "")
+            )
+    return definition
