@@ -46,14 +46,20 @@ def studies(cli: CliContext, as_json: bool) -> None:
 )
 # Kept for scripts written against hpsearch 0.1: the same as --format json.
 @click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.option("--trial", "trial", type=click.IntRange(min=0), default=None,
+              help="Show this complete trial instead of the best (e.g. one picked from the Pareto front).")
 @pass_cli
-def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
-    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
+def best(cli: CliContext, study_name: str, fmt: str, as_json: bool, trial: int | None) -> None:
+    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed).
+
+    Trials that violate the study's constraints are never the best. A study with several
+    objectives has no single best: the table format prints its Pareto front, then the
+    settings of the front's trial best in the first objective (or of --trial N)."""
     from hpsearch.api import best_trial
     from hpsearch.console import fmt_value, settings_table
 
     fmt = "json" if as_json else fmt
-    result = best_trial(study_name, cli.url)
+    result = best_trial(study_name, cli.url, trial)
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif fmt == "yaml":
@@ -61,7 +67,19 @@ def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
 
         click.echo(best_yaml(result), nl=False)
     else:
-        click.echo(f"study {result.study}: best trial #{result.trial}, {result.metric} = {fmt_value(result.value)} ({result.direction})")
+        if result.values is not None:
+            from hpsearch.api import load_study
+            from hpsearch.console import pareto_table
+
+            click.echo(pareto_table(load_study(study_name, cli.url)) + "\n")
+        what = "best trial" if trial is None else "trial"
+        values = ", ".join(f"{k} = {fmt_value(v)}" for k, v in (result.values or {result.metric: result.value}).items())
+        notes = [f"baseline {result.baseline}"] if result.baseline else []
+        notes += [] if result.feasible else ["violates the constraints"]
+        notes += [] if result.on_front or result.values is None else ["not on the Pareto front"]
+        suffix = f" [{'; '.join(notes)}]" if notes else ""
+        direction = result.direction if result.values is None else "several objectives"
+        click.echo(f"study {result.study}: {what} #{result.trial}, {values} ({direction}){suffix}")
         click.echo(settings_table(result.params))
 
 

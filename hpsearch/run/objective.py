@@ -18,7 +18,7 @@ from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_
 from hpsearch.run.events import EpochEvent, EpochReporter
 from hpsearch.run.pruning import EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
-from hpsearch.store.queries import set_trial_user_attrs, trial_id
+from hpsearch.store.queries import set_trial_constraints, set_trial_user_attrs, trial_id
 from hpsearch.study.definition import StudyDefinition
 from hpsearch.study.meta import metric_key, train_metric
 from hpsearch.study.space import TrialSettings, settings_for, suggest
@@ -52,7 +52,7 @@ class Objective:
     def metric(self) -> str:
         return self.definition.metric
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         self.started.append(trial_id(trial))
         try:
             with signals.trial_body():
@@ -70,7 +70,7 @@ class Objective:
                 trial.set_user_attr("fail_reason", describe_exception(exc))
             raise
 
-    def _run(self, trial: optuna.Trial) -> float:
+    def _run(self, trial: optuna.Trial) -> float | list[float]:
         config, task = self.definition.config, self.definition.task
         root = root_trial_number(trial)
         seed = config.seed + root
@@ -81,14 +81,34 @@ class Objective:
         result = self._fit(trial, settings, data, seed, checkpoint)
         if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
-        set_trial_user_attrs(trial, self._result_attrs(result, data))
-        return self._outcome(trial, result)
+        attrs = self._result_attrs(result, data)
+        set_trial_user_attrs(trial, attrs)
+        if self.definition.config.constraints:
+            set_trial_constraints(trial, self.definition.constraint_values(attrs))
+        value = self._outcome(trial, result)
+        if not self.definition.multi:
+            return value
+        return self._objective_values(trial, attrs)
+
+    def _objective_values(self, trial: optuna.Trial, attrs: dict[str, object]) -> list[float]:
+        """The values of every objective, read off the trial's stored numbers."""
+        values = []
+        for metric in self.definition.metrics:
+            value = attrs.get(metric)
+            if not isinstance(value, (int, float)):
+                reason = f"the trial stored no number {metric!r} for objective {metric}"
+                trial.set_user_attr("fail_reason", reason)
+                raise RuntimeError(reason)
+            values.append(float(value))
+        return values
 
     def _fit(
         self, trial: optuna.Trial, settings: TrialSettings, data: DataSplits, seed: int, checkpoint: EpochCheckpoint | None
     ) -> FitResult:
         """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
-        callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)]
+        # A baseline runs every epoch; Optuna cannot prune (nor take reports of) multi-objective trials.
+        prunable = not self.definition.multi and "baseline" not in trial.user_attrs
+        callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)] if prunable else []
         if self.on_epoch is not None:
             max_epochs = self.definition.config.max_epochs
             callbacks.insert(0, EpochReporter(trial.number, max_epochs, self.metric, self.on_epoch))
@@ -117,6 +137,8 @@ class Objective:
             "wall_seconds": round(result.seconds, 3),
             "device": result.device,
             "final_train_loss": result.train_loss,
+            "param_count": sum(int(p.numel()) for p in result.model.parameters()),
+            **{k: v for k, v in result.metrics.items() if k in self.definition.task.metrics},
             self.metric: value,
         }
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))

@@ -213,3 +213,46 @@ def delete_studies(names: list[str], url: str) -> None:
     storage = connect(url, create=False)
     for name in names:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+#: The trial system attr where Optuna keeps a trial's constraint values (see
+#: ``optuna.samplers._base._CONSTRAINTS_KEY``): samplers with ``constraints_func`` and
+#: ``Study.best_trials`` read it.
+CONSTRAINTS_KEY = "constraints"
+
+
+def set_trial_constraints(trial: optuna.Trial, values: list[float]) -> None:
+    """Store a trial's constraint values where Optuna expects them (<= 0 means satisfied)."""
+    trial.study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [float(v) for v in values])
+
+
+def trial_constraints(trial: FrozenTrial) -> list[float] | None:
+    """The constraint values Optuna stored with ``trial`` (``None``: none stored)."""
+    values = trial.system_attrs.get(CONSTRAINTS_KEY)
+    return None if values is None else [float(v) for v in values]
+
+
+def claim_once(study: optuna.Study, key: str) -> bool:
+    """``True`` for exactly one caller per ``(study, key)``, also across processes and nodes:
+    an INSERT of the study system attr ``key`` that only one writer wins (the table has a
+    unique ``(study_id, key)`` constraint). Other storages fall back to check-then-set."""
+    backend = _rdb(study._storage)
+    if not isinstance(backend, RDBStorage):
+        if key in study._storage.get_study_system_attrs(study._study_id):
+            return False
+        study._storage.set_study_system_attr(study._study_id, key, True)
+        return True
+    table = models.StudySystemAttributeModel.__table__
+    try:
+        with backend.engine.begin() as conn:
+            conn.execute(table.insert().values(study_id=study._study_id, key=key, value_json="true"))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether every constraint value stored with ``trial`` is satisfied (<= 0); a trial
+    without stored constraints is feasible."""
+    values = trial_constraints(trial)
+    return values is None or all(v <= 0 for v in values)
