@@ -63,6 +63,8 @@ def progress_line(p: "Progress", prefix: str = "") -> str:
     from hpsearch.study.meta import primary_value
 
     value = primary_value(t) if t.state == TrialState.COMPLETE else t.user_attrs.get(p.metric)
+    if "baseline" in t.user_attrs:
+        detail += f" (baseline {t.user_attrs['baseline']})"
     line = f"{prefix}[{p.finished}/{p.target}] trial {t.number:>4} {t.state.name:<8}{detail} {p.metric} {fmt_value(value)}"
     if t.state == TrialState.FAIL:
         line += f" · {t.user_attrs.get('fail_reason', 'failed')}"

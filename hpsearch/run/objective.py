@@ -106,9 +106,10 @@ class Objective:
         self, trial: optuna.Trial, settings: TrialSettings, data: DataSplits, seed: int, checkpoint: EpochCheckpoint | None
     ) -> FitResult:
         """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
-        # A baseline runs every epoch; Optuna cannot prune (nor take reports of) multi-objective trials.
-        prunable = not self.definition.multi and "baseline" not in trial.user_attrs
-        callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)] if prunable else []
+        # A baseline runs every epoch (reported, never pruned); Optuna cannot prune (nor take
+        # reports of) trials with several objectives.
+        baseline = "baseline" in trial.user_attrs
+        callbacks: list[Any] = [] if self.definition.multi else [EpochPruning(trial, monitor=self.metric, prune=not baseline)]
         if self.on_epoch is not None:
             max_epochs = self.definition.config.max_epochs
             callbacks.insert(0, EpochReporter(trial.number, max_epochs, self.metric, self.on_epoch))
