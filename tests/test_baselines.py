@@ -6,9 +6,9 @@ import csv
 import io
 
 import pytest
+from conftest import run_cli
 from optuna.trial import TrialState
 
-from conftest import run_cli
 from hpsearch.api import load_study_file
 from hpsearch.errors import ConfigError
 from hpsearch.run.runner import open_study, run_study
