@@ -72,9 +72,13 @@ class BestResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("values", "baseline"):
+        for key in ("values", "baseline"):  # absent for a plain study, as in hpsearch 0.1
             if out[key] is None:
                 del out[key]
+        if self.feasible:
+            del out["feasible"]
+        if self.values is None:
+            del out["on_front"]
         return out
 
 
