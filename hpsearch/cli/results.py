@@ -104,6 +104,35 @@ def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
     click.echo(f"wrote {n} trials to {target}")
 
 
+@click.command("export-model")
+@click.argument("study_name")
+@storage_options
+@click.option("--trial", "trial", type=click.IntRange(min=0), default=None,
+              help="The trial whose model to export [default: the best trial; with several objectives the front's best in the first].")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint file to write; a loading snippet is written next to it with suffix .py.")
+@click.option("--model-dir", type=click.Path(file_okay=False), envvar="HPSEARCH_MODEL_DIR",
+              help="Where the study keeps its models [env: HPSEARCH_MODEL_DIR; default: the directory recorded with the study].")
+@pass_cli
+def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, model_dir: str | None) -> None:
+    """Write the kept model (final weights and the settings that rebuild it) of the best trial
+    of STUDY_NAME, or of --trial N, to --out, plus a short Python snippet that loads it.
+
+    Every COMPLETE trial that was the best so far had its model kept through Optuna's artifact
+    store; those a better trial superseded were removed, so only current best (or Pareto-front)
+    trials can be exported."""
+    from pathlib import Path
+
+    from hpsearch.api import best_trial, load_study
+    from hpsearch.run.kept_models import export_model as export
+
+    study = load_study(study_name, cli.url)
+    number = best_trial(study_name, cli.url, trial).trial
+    chosen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    snippet = export(study, chosen, Path(out), model_dir)
+    click.echo(f"wrote the model of trial #{number} to {out} and a loading snippet to {snippet}")
+
+
 @click.command()
 def tasks() -> None:
     """List the built-in tasks, their default metric and the parameters each understands."""
@@ -120,4 +149,4 @@ def tasks() -> None:
             click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
 
 
-COMMANDS = [studies, best, trials, tasks]
+COMMANDS = [studies, best, trials, export_model, tasks]

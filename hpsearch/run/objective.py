@@ -16,6 +16,7 @@ from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_except
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.run.events import EpochEvent, EpochReporter
+from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.pruning import EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
 from hpsearch.store.queries import set_trial_constraints, set_trial_user_attrs, trial_id
@@ -47,6 +48,7 @@ class Objective:
     started: list[int] = field(default_factory=list, compare=False)
     fatal: list[DatabaseFailure] = field(default_factory=list, compare=False)
     on_epoch: Callable[[EpochEvent], None] | None = field(default=None, compare=False)
+    keeper: ModelKeeper | None = field(default=None, compare=False)
 
     @property
     def metric(self) -> str:
@@ -83,12 +85,14 @@ class Objective:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
         attrs = self._result_attrs(result, data)
         set_trial_user_attrs(trial, attrs)
-        if self.definition.config.constraints:
-            set_trial_constraints(trial, self.definition.constraint_values(attrs))
+        constraints = self.definition.constraint_values(attrs)
+        if constraints:
+            set_trial_constraints(trial, constraints)
         value = self._outcome(trial, result)
-        if not self.definition.multi:
-            return value
-        return self._objective_values(trial, attrs)
+        values = self._objective_values(trial, attrs) if self.definition.multi else [value]
+        if self.keeper is not None:
+            self.keeper.keep_if_best(trial, self.definition, settings, result.model, values, all(c <= 0 for c in constraints), seed)
+        return values if self.definition.multi else value
 
     def _objective_values(self, trial: optuna.Trial, attrs: dict[str, object]) -> list[float]:
         """The values of every objective, read off the trial's stored numbers."""

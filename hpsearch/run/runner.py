@@ -19,6 +19,7 @@ from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
 from hpsearch.run.identity import check_identity, checkpoint_key
+from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
 from hpsearch.store.connect import connect
@@ -180,7 +181,7 @@ def open_study(
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
     checkpoints = CheckpointDir(Path(checkpoint_dir), config.study, checkpoint_key(study)) if checkpoint_dir else None
-    return study, Objective(definition, data, checkpoints)
+    return study, Objective(definition, data, checkpoints, keeper=ModelKeeper.open(study, definition, storage_url))
 
 
 def run_study(

@@ -144,6 +144,9 @@ class StudyConfig(_Strict):
     constraints: dict[str, Bound] = Field(default_factory=dict)
     # Named fixed settings run first, with the full epoch budget and never pruned.
     baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Where the best models are kept (shared storage on a cluster); default: next to the
+    # SQLite file; $HPSEARCH_MODEL_DIR overrides it (see hpsearch.run.kept_models).
+    model_dir: str | None = Field(default=None, min_length=1)
 
     @field_validator("search", mode="before")
     @classmethod

@@ -96,7 +96,7 @@ def primary_value(trial: "FrozenTrial") -> float | None:
     return None if trial.values is None else trial.values[0]
 
 
-def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
+def dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
     """Whether ``a`` is at least as good as ``b`` in every objective and better in one."""
     return all(s * x >= s * y for x, y, s in zip(a, b, signs)) and any(s * x > s * y for x, y, s in zip(a, b, signs))
 
@@ -111,7 +111,7 @@ def pareto_front(study: "optuna.Study") -> "list[FrozenTrial]":
 
     signs = [1.0 if d.name == "MAXIMIZE" else -1.0 for d in study.directions]
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values and is_feasible(t)]
-    front = [t for t in trials if not any(_dominates(o.values, t.values, signs) for o in trials if o is not t)]
+    front = [t for t in trials if not any(dominates(o.values, t.values, signs) for o in trials if o is not t)]
     return sorted(front, key=lambda t: (-signs[0] * t.values[0], t.number))
 
 
