@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli_env, run_cli
 from optuna.trial import TrialState
 
-from conftest import cli_env, run_cli
 from hpsearch.api import load_study_file
-from hpsearch.models.load import load_model
 from hpsearch.errors import ConfigError
+from hpsearch.models.load import load_model
 from hpsearch.run.kept_models import MODEL_ATTR, export_model
 from hpsearch.run.runner import run_study
 from hpsearch.run.training import evaluate

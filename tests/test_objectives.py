@@ -86,3 +86,31 @@ def test_bad_objectives_and_constraints_are_one_line_errors(write_study, sqlite_
     with pytest.raises(ConfigError, match=message) as err:
         run_study(load_study_file(write_study(**changes)), sqlite_url)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_the_accuracy_vs_overfitting_study_runs_its_baseline_first(sqlite_url: str) -> None:
+    definition = load_study_file("accuracy-vs-overfitting", trials=2, max_epochs=1)
+    assert definition.multi and definition.config.constraints and "tf-mnist-l2" in definition.config.baselines
+    study = run_study(definition, sqlite_url)
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] == "tf-mnist-l2" and first.state == TrialState.COMPLETE
+    assert first.params["l2_scope"] == "fc" and first.params["weight_decay"] == 5.0e-4
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert not load_study_file("quickstart").multi  # the first experience stays one objective
+
+
+def test_the_fingerprint_covers_objectives_constraints_and_baselines(write_study) -> None:
+    from hpsearch.study.identity import describe_changes, fingerprint
+
+    base = write_study(objectives=TWO_OBJECTIVES, search=WIDTHS, fixed=FIXED)
+    old = fingerprint(load_study_file(base))
+    edits = {
+        "objectives": [TWO_OBJECTIVES[0], {"metric": "train_val_gap", "direction": "minimize"}],
+        "constraints": {"param_count": {"max": 900}},
+        "baselines": {"narrow": {"hidden_units": 4, "learning_rate": 0.01}},
+    }
+    for key, value in edits.items():
+        changes = {"objectives": TWO_OBJECTIVES, "search": WIDTHS, "fixed": FIXED, key: value}
+        new = fingerprint(load_study_file(write_study(**changes)))
+        assert any(line.startswith(key) for line in describe_changes(old, new)), (key, describe_changes(old, new))
