@@ -90,7 +90,8 @@ def best(cli: CliContext, study_name: str, fmt: str, as_json: bool, trial: int |
 @pass_cli
 def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
     """Export every trial of STUDY_NAME as CSV: number, state, value, duration, params_*,
-    user_attrs_*."""
+    user_attrs_* (user_attrs_baseline names a baseline's trial). With several objectives,
+    value is the first and value_<metric> columns hold each."""
     from hpsearch.analysis.export import csv_target, write_trials_csv
     from hpsearch.store.queries import load_study
 
