@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from hpsearch.api import best_trial, load_study_file
 from hpsearch.errors import ConfigError
 from hpsearch.run.runner import run_study
-from hpsearch.store.queries import is_feasible, trial_constraints
+from hpsearch.store.queries import is_feasible
 from hpsearch.study.meta import pareto_front
 
 TWO_OBJECTIVES = [{"metric": "val_acc", "direction": "maximize"}, {"metric": "param_count", "direction": "minimize"}]
@@ -60,7 +60,7 @@ def test_a_constraint_keeps_infeasible_trials_out_of_best(write_study, sqlite_ur
     study = run_study(load_study_file(path), sqlite_url)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     for t in complete:
-        assert trial_constraints(t) == [t.user_attrs["param_count"] - 1500]
+        assert t.constraints == {"param_count": t.user_attrs["param_count"] - 1500}
     feasible = [t for t in complete if is_feasible(t)]
     assert feasible and len(feasible) < len(complete), [t.params for t in complete]
     best = best_trial("tiny", sqlite_url)

@@ -19,7 +19,7 @@ from hpsearch.run.events import EpochEvent, EpochReporter
 from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.pruning import EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
-from hpsearch.store.queries import set_trial_constraints, set_trial_user_attrs, trial_id
+from hpsearch.store.queries import set_trial_user_attrs, trial_id
 from hpsearch.study.definition import StudyDefinition
 from hpsearch.study.meta import metric_key, train_metric
 from hpsearch.study.space import TrialSettings, settings_for, suggest
@@ -86,8 +86,8 @@ class Objective:
         attrs = self._result_attrs(result, data)
         set_trial_user_attrs(trial, attrs)
         constraints = self.definition.constraint_values(attrs)
-        if constraints:
-            set_trial_constraints(trial, constraints)
+        for name, violation in zip(self.definition.config.constraints, constraints):
+            trial.set_constraint(name, violation)  # read by the samplers (tpe, gp) and by best/front
         value = self._outcome(trial, result)
         values = self._objective_values(trial, attrs) if self.definition.multi else [value]
         if self.keeper is not None:

@@ -122,17 +122,6 @@ def create_or_load(
     return study
 
 
-@dataclass(frozen=True)
-class ConstraintsFunc:
-    """Optuna ``constraints_func``: the study file's constraints on a finished trial's user
-    attrs, as values that are <= 0 when satisfied (a missing number counts as violated)."""
-
-    definition: StudyDefinition
-
-    def __call__(self, trial: FrozenTrial) -> list[float]:
-        return self.definition.constraint_values(dict(trial.user_attrs))
-
-
 def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
     """Store the metric, task and version as study user attrs, the study file as system attrs
     and the metric as the study's metric name (only what changed); a study that optimizes
@@ -164,8 +153,7 @@ def open_study(
     touched. See :func:`run_study` for the other arguments."""
     definition = define(study_file)
     config = definition.config
-    constraints = ConstraintsFunc(definition) if config.constraints else None
-    build_sampler(config.sampler, config.seed, definition.path, constraints, len(definition.metrics))  # validates options early
+    build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics))  # validates options early
     pruner = optuna.pruners.NopPruner() if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     data = load_checked_data(definition.task, config.seed, definition.path)
     study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
@@ -173,7 +161,7 @@ def open_study(
     # already there, so its sampler does not replay the first run's proposals; workers started
     # together (same trial count) are told apart by their index.
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
-    study.sampler = build_sampler(config.sampler, sampler_seed, constraints_func=constraints)
+    study.sampler = build_sampler(config.sampler, sampler_seed)
     _record_definition(study, definition)
     enqueue_baselines(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).

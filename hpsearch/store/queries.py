@@ -215,21 +215,6 @@ def delete_studies(names: list[str], url: str) -> None:
         optuna.delete_study(study_name=name, storage=storage)
 
 
-#: The trial system attr where Optuna keeps a trial's constraint values (see
-#: ``optuna.samplers._base._CONSTRAINTS_KEY``): samplers with ``constraints_func`` and
-#: ``Study.best_trials`` read it.
-CONSTRAINTS_KEY = "constraints"
-
-
-def set_trial_constraints(trial: optuna.Trial, values: list[float]) -> None:
-    """Store a trial's constraint values where Optuna expects them (<= 0 means satisfied)."""
-    trial.study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [float(v) for v in values])
-
-
-def trial_constraints(trial: FrozenTrial) -> list[float] | None:
-    """The constraint values Optuna stored with ``trial`` (``None``: none stored)."""
-    values = trial.system_attrs.get(CONSTRAINTS_KEY)
-    return None if values is None else [float(v) for v in values]
 
 
 def claim_once(study: optuna.Study, key: str) -> bool:
@@ -252,7 +237,6 @@ def claim_once(study: optuna.Study, key: str) -> bool:
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
-    """Whether every constraint value stored with ``trial`` is satisfied (<= 0); a trial
-    without stored constraints is feasible."""
-    values = trial_constraints(trial)
-    return values is None or all(v <= 0 for v in values)
+    """Whether every constraint value stored with ``trial`` (``Trial.set_constraint``, or the
+    list older samplers stored) is satisfied (<= 0); a trial without constraints is feasible."""
+    return all(v <= 0 for v in trial.constraints.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
@@ -59,23 +59,16 @@ _HISTORY_BOUNDED = ("tpe", "gp")
 KEEP_BEST = 250
 
 
-def build_sampler(
-    cfg: SamplerConfig, seed: int, path: str = "<config>", constraints_func: Callable[[Any], Any] | None = None,
-    n_objectives: int = 1,
-) -> optuna.samplers.BaseSampler:
+def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>", n_objectives: int = 1) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with the study seed. TPE and GP look at no more than
     ``cfg.max_history`` finished trials (see :mod:`hpsearch.study.history`; 0 = all).
-    ``constraints_func`` goes to samplers that take one (tpe, gp); the others ignore
-    constraints while sampling (the trials still store them, and ``best`` honours them)."""
+    Constraints reach the samplers that use them (tpe, gp, cmaes) through each trial's
+    ``Trial.set_constraint`` values (Optuna 5; ``constraints_func`` is deprecated there)."""
     if "max_history" in cfg.model_fields_set and cfg.type not in _HISTORY_BOUNDED:
         raise ConfigError(f"{path}: sampler.max_history: only the {' and '.join(_HISTORY_BOUNDED)} samplers take it")
     if n_objectives > 1 and cfg.type in _SINGLE_OBJECTIVE:
         raise ConfigError(f"{path}: sampler.type: {cfg.type} handles one objective only; use tpe, gp, random or qmc")
-    cls = _SAMPLERS[cfg.type]
-    preset: dict[str, Any] = {"seed": seed}
-    if constraints_func is not None and "constraints_func" in inspect.signature(cls).parameters:
-        preset["constraints_func"] = constraints_func
-    sampler = _construct("sampler", cfg.type, cls, cfg.options, preset, path)
+    sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
     if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
         sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))
     return sampler
