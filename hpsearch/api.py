@@ -63,9 +63,23 @@ class BestResult:
     value: float
     params: dict[str, Any]
     trial: int
+    # Every objective's value by name (a multi-objective study), the baseline a trial ran,
+    # and whether it is feasible and on the Pareto front; empty/None for plain studies.
+    values: dict[str, float] | None = None
+    baseline: str | None = None
+    feasible: bool = True
+    on_front: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for key in ("values", "baseline"):  # absent for a plain study, as in hpsearch 0.1
+            if out[key] is None:
+                del out[key]
+        if self.feasible:
+            del out["feasible"]
+        if self.values is None:
+            del out["on_front"]
+        return out
 
 
 def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
@@ -75,20 +89,33 @@ def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":
     return load(study_name, resolve_url(storage))
 
 
-def best_trial(study_name: str, storage: str | None = None) -> BestResult:
-    """The best finished trial of a study, with its settings (searched and fixed)."""
-    from hpsearch.study.meta import StudyMeta, best_or_none, stored_study_file
+def best_trial(study_name: str, storage: str | None = None, trial: int | None = None) -> BestResult:
+    """The best feasible finished trial of a study (with several objectives: the trial of the
+    Pareto front best in the first objective), or trial number ``trial``, with its settings
+    (searched and fixed)."""
+    from optuna.trial import TrialState
+
+    from hpsearch.store.queries import is_feasible
+    from hpsearch.study.meta import StudyMeta, best_or_none, pareto_front, stored_study_file
     from hpsearch.study.yaml_load import load_yaml
 
     study = load_study(study_name, storage)
-    best = best_or_none(study)
-    if best is None:
-        raise StudyNotFoundError(f"study {study_name!r} has no completed trial yet")
+    if trial is None:
+        best = best_or_none(study)
+        if best is None:
+            raise StudyNotFoundError(f"study {study_name!r} has no completed feasible trial yet")
+    else:
+        found = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number == trial]
+        if not found:
+            raise StudyNotFoundError(f"study {study_name!r} has no complete trial #{trial}")
+        best = found[0]
     fixed: dict[str, Any] = {}
     text = stored_study_file(study)
     if text:
         fixed = dict((load_yaml(text) or {}).get("fixed") or {})  # the same YAML rules as optimize
     meta = StudyMeta.of(study)
+    multi = len(study.directions) > 1
+    names = list(study.metric_names or []) if multi else []
     return BestResult(
         study=study_name,
         metric=meta.metric,
@@ -96,4 +123,8 @@ def best_trial(study_name: str, storage: str | None = None) -> BestResult:
         value=float(best.values[0]),
         params={**fixed, **best.params},
         trial=best.number,
+        values=dict(zip(names, map(float, best.values))) if multi and len(names) == len(best.values) else None,
+        baseline=best.user_attrs.get("baseline"),
+        feasible=is_feasible(best),
+        on_front=best.number in {t.number for t in pareto_front(study)},
     )

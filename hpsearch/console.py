@@ -60,19 +60,23 @@ def progress_line(p: "Progress", prefix: str = "") -> str:
         detail = f" after {epochs} epochs" if epochs is not None else ""
         if "non-finite" in str(t.user_attrs.get("pruned_reason", "")):
             detail += " (non-finite loss)"
-    value = t.value if t.state == TrialState.COMPLETE else t.user_attrs.get(p.metric)
+    from hpsearch.study.meta import primary_value
+
+    value = primary_value(t) if t.state == TrialState.COMPLETE else t.user_attrs.get(p.metric)
+    if "baseline" in t.user_attrs:
+        detail += f" (baseline {t.user_attrs['baseline']})"
     line = f"{prefix}[{p.finished}/{p.target}] trial {t.number:>4} {t.state.name:<8}{detail} {p.metric} {fmt_value(value)}"
     if t.state == TrialState.FAIL:
         line += f" · {t.user_attrs.get('fail_reason', 'failed')}"
     if p.best is not None:
-        line += f" · best {fmt_value(p.best.value)} (#{p.best.number})"
+        line += f" · best {fmt_value(primary_value(p.best))} (#{p.best.number})"
     return f"{line} · {fmt_duration(p.elapsed)}"
 
 
 def study_result(study: "optuna.Study", target: int) -> str:
     """The closing summary of a run: counts per state and the best trial's settings."""
     from hpsearch.store.queries import study_state_counts
-    from hpsearch.study.meta import StudyMeta, best_or_none
+    from hpsearch.study.meta import StudyMeta, best_or_none, primary_value
 
     counts = study_state_counts(study)
     finished = counts["complete"] + counts["pruned"]
@@ -83,7 +87,10 @@ def study_result(study: "optuna.Study", target: int) -> str:
     best = best_or_none(study)
     if best is None:
         return "\n".join([*lines, "no completed trial yet"])
-    lines.append(f"best trial #{best.number}: {StudyMeta.of(study).metric} = {fmt_value(best.value)}")
+    if len(study.directions) > 1:
+        lines.append(pareto_table(study))
+        return "\n".join(lines)
+    lines.append(f"best trial #{best.number}: {StudyMeta.of(study).metric} = {fmt_value(primary_value(best))}")
     for key, value in sorted(study.user_attrs.items()):
         if key.startswith("baseline_"):  # reference numbers a task stored (see runner.open_study)
             about = study.user_attrs.get("baseline", "")
@@ -126,7 +133,9 @@ def report_summary(data: "StudyData", imp: "Importances", verification: list[dic
         f"{c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed, {c['running']} running",
     ]
     if data.best is not None:
-        lines += [f"best trial #{data.best.number}: {data.metric} = {fmt_value(data.best.value)}", settings_table(data.best.params)]
+        from hpsearch.study.meta import primary_value
+
+        lines += [f"best trial #{data.best.number}: {data.metric} = {fmt_value(primary_value(data.best))}", settings_table(data.best.params)]
     else:
         lines.append("no completed trial yet")
     if imp.values:
@@ -144,3 +153,34 @@ def report_summary(data: "StudyData", imp: "Importances", verification: list[dic
         lines += ["", "multi-seed verification (test split):", table(["rank", "trial", "seeds", "mean", "std", "95% CI"], rows)]
     lines += ["", "sections: " + ", ".join(sections)]
     return "\n".join(lines)
+
+
+# --- Pareto front
+
+
+def objective_names(study: "optuna.Study") -> list[str]:
+    """The names of the study's objectives (``metric_names``, else ``value``/``value_i``)."""
+    names = study.metric_names
+    if names and len(names) == len(study.directions):
+        return list(names)
+    return ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
+
+
+def pareto_table(study: "optuna.Study") -> str:
+    """The Pareto front of a multi-objective study as a table (one row per trial: objective
+    values, baseline name, searched settings) with a line on how to pick one."""
+    from hpsearch.study.meta import pareto_front
+
+    front = pareto_front(study)
+    names = objective_names(study)
+    arrows = ["↑" if d.name == "MAXIMIZE" else "↓" for d in study.directions]
+    heads = ["trial", *(f"{n} {a}" for n, a in zip(names, arrows)), "baseline", "settings"]
+    rows = [
+        [t.number, *t.values, t.user_attrs.get("baseline", ""), ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(t.params.items()))]
+        for t in front
+    ]
+    head = (
+        f"Pareto front of {study.study_name}: {len(front)} feasible non-dominated trials "
+        f"(pick one with `hpsearch best {study.study_name} --trial N`)"
+    )
+    return "\n".join([head, table(heads, rows)]) if rows else f"{head}\nno feasible complete trial yet"

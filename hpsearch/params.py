@@ -9,9 +9,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 Kind = Literal["float", "int", "choice"]
+Op = Literal["in", ">", ">=", "<", "<="]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """When a parameter has an effect: ``Condition("optimizer", "in", ("sgd",))`` or
+    ``Condition("weight_decay", ">", 0.0)``. A parameter whose condition is false is not
+    sampled, is absent from the trial's params, and is ignored by the model."""
+
+    param: str
+    op: Op
+    value: Any
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        """Whether the condition is true for the settings ``values`` (a missing or inactive
+        ``param`` makes it false)."""
+        if self.param not in values:
+            return False
+        v = values[self.param]
+        if self.op == "in":
+            return any(v == c and type(v) is type(c) for c in self.value)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        return {">": v > self.value, ">=": v >= self.value, "<": v < self.value, "<=": v <= self.value}[self.op]
+
+    def describe(self) -> str:
+        if self.op == "in":
+            return f"{self.param} is " + " or ".join(str(c) for c in self.value)
+        return f"{self.param} {self.op} {self.value:g}"
 
 
 def _brief(value: Any, limit: int = 60) -> str:
@@ -25,7 +54,9 @@ class ParamSpec:
     """What one parameter accepts.
 
     ``low``/``high`` bound numeric values; ``low_open``/``high_open`` make a bound exclusive.
-    ``choices`` lists the valid values of a categorical parameter.
+    ``choices`` lists the valid values of a categorical parameter. ``active_if`` (optional)
+    says when the parameter has an effect (see :class:`Condition`); a task's own parameters
+    can declare it too.
     """
 
     kind: Kind
@@ -35,6 +66,7 @@ class ParamSpec:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    active_if: Condition | None = None
 
     def describe(self) -> str:
         """Human-readable description of the valid values, for error messages."""
@@ -99,11 +131,13 @@ REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
         "decoupled: the optimizer shrinks weights by lr·λ·p apart from the gradient (AdamW, Adam, SGDW); "
         "loss: λ·Σw²/2 is added to the loss (coupled L2)",
         choices=L2_MODES,
+        active_if=Condition("weight_decay", ">", 0.0),
     ),
     "l2_scope": ParamSpec(
         "choice",
         "which parameters the L2 penalty/decay touches: all, weights (no biases/norms), fc (Linear layers)",
         choices=L2_SCOPES,
+        active_if=Condition("weight_decay", ">", 0.0),
     ),
     "keep_prob": ParamSpec(
         "float",
@@ -118,7 +152,8 @@ REGULARIZATION_PARAMS: dict[str, ParamSpec] = {
     "activation": ParamSpec("choice", "hidden-layer nonlinearity", choices=ACTIVATIONS),
     "optimizer": ParamSpec("choice", "optimizer", choices=OPTIMIZERS),
     "momentum": ParamSpec(
-        "float", "SGD momentum (ignored by adam/adamw)", low=0.0, high=1.0, high_open=True
+        "float", "SGD momentum (only with optimizer sgd)", low=0.0, high=1.0, high_open=True,
+        active_if=Condition("optimizer", "in", ("sgd",)),
     ),
     "input_norm": ParamSpec(
         "choice",
@@ -180,3 +215,18 @@ def same_model_key(params: dict[str, Any], fixed: dict[str, Any] | None = None) 
     if value("optimizer") != "sgd":
         inactive.add("momentum")
     return {k: v for k, v in params.items() if k not in inactive}
+
+
+def active_params(values: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """``values`` without the parameters whose ``active_if`` is false (conditions are checked
+    on the remaining values, so a chain of conditions resolves)."""
+    out = dict(values)
+    changed = True
+    while changed:
+        changed = False
+        for name in list(out):
+            spec = specs.get(name)
+            if spec is not None and spec.active_if is not None and not spec.active_if.holds(out):
+                del out[name]
+                changed = True
+    return out

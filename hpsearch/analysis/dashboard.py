@@ -38,11 +38,22 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(url: str, host: str, port: int) -> None:
-    """Serve optuna-dashboard for the database at ``url`` until interrupted."""
+    """Serve optuna-dashboard for the database at ``url`` until interrupted; the kept models
+    (``$HPSEARCH_MODEL_DIR``, else ``<db>-models`` next to a SQLite file) appear as the
+    trials' artifacts."""
+    import os
+    from pathlib import Path
+
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
     from hpsearch.store.connect import connect
 
     db = connect(url, create=False)
     check_port_free(host, port)
-    run_server(db, host=host, port=port)
+    models = os.environ.get("HPSEARCH_MODEL_DIR", "").strip()
+    if not models and url.startswith("sqlite:///"):
+        sqlite = Path(url.removeprefix("sqlite:///"))
+        models = str(sqlite.resolve().with_name(f"{sqlite.stem}-models"))
+    store = FileSystemArtifactStore(models) if models and Path(models).is_dir() else None
+    run_server(db, host=host, port=port, artifact_store=store)

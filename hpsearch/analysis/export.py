@@ -10,7 +10,9 @@ from typing import IO, Any
 import optuna
 
 from hpsearch.api import BestResult
+from hpsearch.console import objective_names
 from hpsearch.errors import ConfigError
+from hpsearch.study.meta import primary_value
 
 BASE_COLUMNS = ["number", "state", "value", "duration_s", "datetime_start", "datetime_complete"]
 
@@ -38,18 +40,21 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[dict[str, Any]]]:
     trials = study.get_trials(deepcopy=False)
     params = sorted({k for t in trials for k in t.params})
     attrs = sorted({k for t in trials for k in t.user_attrs})
-    columns = BASE_COLUMNS + [f"params_{p}" for p in params] + [f"user_attrs_{a}" for a in attrs]
+    multi = len(study.directions) > 1
+    names = [f"value_{n}" for n in objective_names(study)] if multi else []  # every objective of a multi-objective study
+    columns = BASE_COLUMNS + names + [f"params_{p}" for p in params] + [f"user_attrs_{a}" for a in attrs]
     rows = []
     for t in trials:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         row: dict[str, Any] = {
             "number": t.number,
             "state": t.state.name,
-            "value": t.value,
+            "value": primary_value(t),
             "duration_s": None if duration is None else round(duration, 3),
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
         }
+        row.update({n: (t.values[i] if t.values else None) for i, n in enumerate(names)})
         row.update({f"params_{p}": t.params.get(p) for p in params})
         row.update({f"user_attrs_{a}": t.user_attrs.get(a) for a in attrs})
         rows.append({k: _cell(v) for k, v in row.items()})

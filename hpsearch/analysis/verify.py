@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.analysis.stats import CONFIDENCE, PairedTest, compare_with_best, paired_test, summarize
 from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
 from hpsearch.store.heartbeat import Heartbeat
-from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key
+from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key, pareto_front, primary_value
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +98,26 @@ class VerifyProgress:
 
 
 def _value(trial: FrozenTrial) -> float:
-    """The objective value of a complete single-objective trial."""
-    assert trial.value is not None, f"trial {trial.number} has no value"
-    return trial.value
+    """The (first) objective value of a complete trial."""
+    value = primary_value(trial)
+    assert value is not None, f"trial {trial.number} has no value"
+    return value
 
 
 def top_configs(study: optuna.Study, k: int, settled: dict[str, Any] | None = None) -> list[FrozenTrial]:
-    """The best ``k`` complete trials that train distinct models, best first: configurations
+    """The best ``k`` feasible complete trials that train distinct models, best first (by the
+    first objective; with several objectives, the Pareto front comes first). Configurations
     that differ only in settings without effect (``l2_scope``/``l2_mode`` at ``weight_decay``
     0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, given the
     ``settled`` values of unsearched settings: the task's defaults updated with the study's
     ``fixed``) count as one, represented by the best of them."""
     from hpsearch.params import same_model_key
+    from hpsearch.store.queries import is_feasible
 
     meta = StudyMeta.of(study)
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    trials = sorted(trials, key=lambda t: (meta.sort_key(_value(t)), t.number))
+    front = {t.number for t in pareto_front(study)} if len(study.directions) > 1 else set()
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
+    trials = sorted(trials, key=lambda t: (t.number not in front, meta.sort_key(_value(t)), t.number))
     picked: list[FrozenTrial] = []
     seen: set[str] = set()
     for t in trials:
@@ -134,7 +138,7 @@ def _open_verify_study(url: str, source: optuna.Study, heartbeat: Heartbeat) -> 
 
     name = verify_study_name(source.study_name)
     storage = connect(url, heartbeat=heartbeat, requeue=False)
-    study = optuna.create_study(storage=storage, study_name=name, direction=source.direction, load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name=name, direction=source.directions[0], load_if_exists=True)
     settle(study, heartbeat, run_queued=lambda n: None)
     wanted = {"source_study": source.study_name, METRIC_ATTR: StudyMeta.of(source).test_metric, "split": "test"}
     for key, value in wanted.items():

@@ -65,7 +65,9 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
 @pass_cli
 def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool, heartbeat: int, grace: int) -> None:
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
-    max_epochs, no pruning) and score them on the held-out test split.
+    max_epochs, no pruning) and score them on the held-out test split. Trials violating the
+    study's constraints are skipped; with several objectives the Pareto front is printed and
+    its trials come first (ranked by the first objective).
 
     Prints mean +- std and a 95% confidence interval (t-distribution) per configuration, and
     paired comparisons over seeds of the best with each other one: the mean difference with
@@ -91,6 +93,14 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
         f"verification of {study_name} on the test split ({result.metric}); ran {result.ran}, reused "
         f"{result.skipped} stored runs; stored in study {result.verify_study!r}"
     )
+    from hpsearch.api import load_study
+
+    source = load_study(study_name, cli.url)
+    if len(source.directions) > 1:
+        from hpsearch.console import pareto_table
+
+        click.echo(pareto_table(source))
+        click.echo("verified: the front's trials first, by the first objective")
     rows = [[c.rank, c.source_trial, c.search_value, c.n, c.mean, c.std, ci_text(c.ci_low, c.ci_high)] for c in result.configs]
     click.echo(table(["rank", "trial", "search value", "seeds", "test mean", "std", "95% CI"], rows))
     for c in result.comparisons:

@@ -18,6 +18,7 @@ import click
 from hpsearch.console import fmt_duration, fmt_value, progress_line
 from hpsearch.run.events import EpochEvent
 from hpsearch.run.runner import Progress
+from hpsearch.study.meta import primary_value
 
 
 class Reporter(AbstractContextManager):
@@ -94,7 +95,7 @@ class LiveDisplay(Reporter):
         self.progress.update(self.study_task, completed=min(p.finished, p.target), info=self._study_info(p))
 
     def _study_info(self, p: Progress) -> str:
-        best = f"best {self.metric} {fmt_value(p.best.value)} (#{p.best.number})" if p.best is not None else "no complete trial yet"
+        best = f"best {self.metric} {fmt_value(primary_value(p.best))} (#{p.best.number})" if p.best is not None else "no complete trial yet"
         median = statistics.median(self.durations)
         eta = fmt_duration(median * max(p.target - p.finished, 0))
         return f"{best} · ETA {eta} (median trial {median:.1f} s)"

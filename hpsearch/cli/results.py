@@ -46,14 +46,20 @@ def studies(cli: CliContext, as_json: bool) -> None:
 )
 # Kept for scripts written against hpsearch 0.1: the same as --format json.
 @click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.option("--trial", "trial", type=click.IntRange(min=0), default=None,
+              help="Show this complete trial instead of the best (e.g. one picked from the Pareto front).")
 @pass_cli
-def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
-    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed)."""
+def best(cli: CliContext, study_name: str, fmt: str, as_json: bool, trial: int | None) -> None:
+    """Show the best trial of STUDY_NAME: its metric and settings (searched and fixed).
+
+    Trials that violate the study's constraints are never the best. A study with several
+    objectives has no single best: the table format prints its Pareto front, then the
+    settings of the front's trial best in the first objective (or of --trial N)."""
     from hpsearch.api import best_trial
     from hpsearch.console import fmt_value, settings_table
 
     fmt = "json" if as_json else fmt
-    result = best_trial(study_name, cli.url)
+    result = best_trial(study_name, cli.url, trial)
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif fmt == "yaml":
@@ -61,7 +67,19 @@ def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
 
         click.echo(best_yaml(result), nl=False)
     else:
-        click.echo(f"study {result.study}: best trial #{result.trial}, {result.metric} = {fmt_value(result.value)} ({result.direction})")
+        if result.values is not None:
+            from hpsearch.api import load_study
+            from hpsearch.console import pareto_table
+
+            click.echo(pareto_table(load_study(study_name, cli.url)) + "\n")
+        what = "best trial" if trial is None else "trial"
+        values = ", ".join(f"{k} = {fmt_value(v)}" for k, v in (result.values or {result.metric: result.value}).items())
+        notes = [f"baseline {result.baseline}"] if result.baseline else []
+        notes += [] if result.feasible else ["violates the constraints"]
+        notes += [] if result.on_front or result.values is None else ["not on the Pareto front"]
+        suffix = f" [{'; '.join(notes)}]" if notes else ""
+        direction = result.direction if result.values is None else "several objectives"
+        click.echo(f"study {result.study}: {what} #{result.trial}, {values} ({direction}){suffix}")
         click.echo(settings_table(result.params))
 
 
@@ -72,7 +90,8 @@ def best(cli: CliContext, study_name: str, fmt: str, as_json: bool) -> None:
 @pass_cli
 def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
     """Export every trial of STUDY_NAME as CSV: number, state, value, duration, params_*,
-    user_attrs_*."""
+    user_attrs_* (user_attrs_baseline names a baseline's trial). With several objectives,
+    value is the first and value_<metric> columns hold each."""
     from hpsearch.analysis.export import csv_target, write_trials_csv
     from hpsearch.store.queries import load_study
 
@@ -84,6 +103,35 @@ def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
     with target.open("w", newline="", encoding="utf-8") as fh:
         n = write_trials_csv(study, fh)
     click.echo(f"wrote {n} trials to {target}")
+
+
+@click.command("export-model")
+@click.argument("study_name")
+@storage_options
+@click.option("--trial", "trial", type=click.IntRange(min=0), default=None,
+              help="The trial whose model to export [default: the best trial; with several objectives the front's best in the first].")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint file to write; a loading snippet is written next to it with suffix .py.")
+@click.option("--model-dir", type=click.Path(file_okay=False), envvar="HPSEARCH_MODEL_DIR",
+              help="Where the study keeps its models [env: HPSEARCH_MODEL_DIR; default: the directory recorded with the study].")
+@pass_cli
+def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, model_dir: str | None) -> None:
+    """Write the kept model (final weights and the settings that rebuild it) of the best trial
+    of STUDY_NAME, or of --trial N, to --out, plus a short Python snippet that loads it.
+
+    Every COMPLETE trial that was the best so far had its model kept through Optuna's artifact
+    store; those a better trial superseded were removed, so only current best (or Pareto-front)
+    trials can be exported."""
+    from pathlib import Path
+
+    from hpsearch.api import best_trial, load_study
+    from hpsearch.run.kept_models import export_model as export
+
+    study = load_study(study_name, cli.url)
+    number = best_trial(study_name, cli.url, trial).trial
+    chosen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    snippet = export(study, chosen, Path(out), model_dir)
+    click.echo(f"wrote the model of trial #{number} to {out} and a loading snippet to {snippet}")
 
 
 @click.command()
@@ -102,4 +150,4 @@ def tasks() -> None:
             click.echo(f"  {pname:<14} {spec.describe()}{suffix}")
 
 
-COMMANDS = [studies, best, trials, tasks]
+COMMANDS = [studies, best, trials, export_model, tasks]

@@ -16,6 +16,7 @@ from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_except
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.run.events import EpochEvent, EpochReporter
+from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.pruning import EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
 from hpsearch.store.queries import set_trial_user_attrs, trial_id
@@ -47,12 +48,13 @@ class Objective:
     started: list[int] = field(default_factory=list, compare=False)
     fatal: list[DatabaseFailure] = field(default_factory=list, compare=False)
     on_epoch: Callable[[EpochEvent], None] | None = field(default=None, compare=False)
+    keeper: ModelKeeper | None = field(default=None, compare=False)
 
     @property
     def metric(self) -> str:
         return self.definition.metric
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         self.started.append(trial_id(trial))
         try:
             with signals.trial_body():
@@ -70,7 +72,7 @@ class Objective:
                 trial.set_user_attr("fail_reason", describe_exception(exc))
             raise
 
-    def _run(self, trial: optuna.Trial) -> float:
+    def _run(self, trial: optuna.Trial) -> float | list[float]:
         config, task = self.definition.config, self.definition.task
         root = root_trial_number(trial)
         seed = config.seed + root
@@ -81,14 +83,37 @@ class Objective:
         result = self._fit(trial, settings, data, seed, checkpoint)
         if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
-        set_trial_user_attrs(trial, self._result_attrs(result, data, settings))
-        return self._outcome(trial, result)
+        attrs = self._result_attrs(result, data, settings)
+        set_trial_user_attrs(trial, attrs)
+        constraints = self.definition.constraint_values(attrs)
+        for name, violation in zip(self.definition.config.constraints, constraints):
+            trial.set_constraint(name, violation)  # read by the samplers (tpe, gp) and by best/front
+        value = self._outcome(trial, result)
+        values = self._objective_values(trial, attrs) if self.definition.multi else [value]
+        if self.keeper is not None:
+            self.keeper.keep_if_best(trial, self.definition, settings, result.model, values, all(c <= 0 for c in constraints), seed)
+        return values if self.definition.multi else value
+
+    def _objective_values(self, trial: optuna.Trial, attrs: dict[str, object]) -> list[float]:
+        """The values of every objective, read off the trial's stored numbers."""
+        values = []
+        for metric in self.definition.metrics:
+            value = attrs.get(metric)
+            if not isinstance(value, (int, float)):
+                reason = f"the trial stored no number {metric!r} for objective {metric}"
+                trial.set_user_attr("fail_reason", reason)
+                raise RuntimeError(reason)
+            values.append(float(value))
+        return values
 
     def _fit(
         self, trial: optuna.Trial, settings: TrialSettings, data: DataSplits, seed: int, checkpoint: EpochCheckpoint | None
     ) -> FitResult:
         """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
-        callbacks: list[Any] = [EpochPruning(trial, monitor=self.metric)]
+        # A baseline runs every epoch (reported, never pruned); Optuna cannot prune (nor take
+        # reports of) trials with several objectives.
+        baseline = "baseline" in trial.user_attrs
+        callbacks: list[Any] = [] if self.definition.multi else [EpochPruning(trial, monitor=self.metric, prune=not baseline)]
         if self.on_epoch is not None:
             max_epochs = self.definition.config.max_epochs
             callbacks.insert(0, EpochReporter(trial.number, max_epochs, self.metric, self.on_epoch))
@@ -121,6 +146,8 @@ class Objective:
             "wall_seconds": round(result.seconds, 3),
             "device": result.device,
             "final_train_loss": result.train_loss,
+            "param_count": sum(int(p.numel()) for p in result.model.parameters()),
+            **{k: v for k, v in result.metrics.items() if k in self.definition.task.metrics},
             self.metric: value,
         }
         shrinkage = decay_shrinkage(settings.reg, result.steps)

@@ -19,7 +19,13 @@ class EpochPruning(PyTorchLightningPruningCallback):
     ``pl_module.val_metrics`` at ``on_train_epoch_end``. Step numbering (the epoch), the
     warning for a missing metric and the pruning message are the parent's. Training runs in
     one process on one device (:func:`hpsearch.run.training.fit` sets ``devices=1``).
+    With ``prune=False`` (a baseline trial) it only reports: the learning curve is kept, the
+    trial always runs every epoch.
     """
+
+    def __init__(self, trial: optuna.Trial, monitor: str, prune: bool = True) -> None:
+        super().__init__(trial, monitor)
+        self.prune = prune
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Nothing to do: there is no Lightning validation loop (see the class docstring)."""
@@ -35,5 +41,5 @@ class EpochPruning(PyTorchLightningPruningCallback):
             return
         epoch = pl_module.current_epoch
         self._trial.report(score, step=epoch)
-        if self._trial.should_prune():
+        if self.prune and self._trial.should_prune():
             raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")

@@ -19,6 +19,7 @@ from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
 from hpsearch.run.identity import check_identity, checkpoint_key
+from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
 from hpsearch.store.connect import connect
@@ -26,6 +27,7 @@ from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.queries import check_database, fail_if_running, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
+from hpsearch.study.baselines import enqueue_baselines
 from hpsearch.study.config import StudyFile, effective_settings
 from hpsearch.study.definition import StudyDefinition, define
 from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
@@ -106,14 +108,15 @@ def create_or_load(
     before anything is written (see :mod:`hpsearch.run.identity`)."""
     config = definition.config
     study = optuna.create_study(
-        storage=connect(url, heartbeat=heartbeat), study_name=config.study, direction=StudyDirection[definition.direction.upper()],
-        pruner=pruner, load_if_exists=True,
+        storage=connect(url, heartbeat=heartbeat), study_name=config.study,
+        directions=[StudyDirection[d.upper()] for d in definition.directions], pruner=pruner, load_if_exists=True,
     )
-    stored = study.direction.name.lower()
-    if stored != definition.direction:
+    stored = [d.name.lower() for d in study.directions]
+    if stored != definition.directions:
+        key = "objectives" if definition.multi or len(stored) > 1 else "direction"
         raise ConfigError(
-            f"{definition.path}: direction: study {config.study!r} in {mask_url(url)} "
-            f"was created to {stored}, the file says {definition.direction}"
+            f"{definition.path}: {key}: study {config.study!r} in {mask_url(url)} "
+            f"was created to {', '.join(stored)}, the file says {', '.join(definition.directions)}"
         )
     check_identity(study, definition, url, allow_changes)
     return study
@@ -130,7 +133,7 @@ def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None
             f"{definition.path}: metric: study {definition.config.study!r} optimizes {attrs[METRIC_ATTR]!r}, the file says {metric!r}"
         )
     record_study_file(study, definition.text, definition.path, effective_settings(definition.config))
-    record_metric_names(study, metric)
+    record_metric_names(study, definition.metrics)
     wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
     for key, value in wanted.items():
         if attrs.get(key) != value:
@@ -150,8 +153,8 @@ def open_study(
     touched. See :func:`run_study` for the other arguments."""
     definition = define(study_file)
     config = definition.config
-    build_sampler(config.sampler, config.seed, definition.path)  # validates options early
-    pruner = build_pruner(config.pruner, config.max_epochs, definition.path)
+    build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics))  # validates options early
+    pruner = optuna.pruners.NopPruner() if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     data = load_checked_data(definition.task, config.seed, definition.path)
     study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
     # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
@@ -160,12 +163,13 @@ def open_study(
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
     study.sampler = build_sampler(config.sampler, sampler_seed)
     _record_definition(study, definition)
+    enqueue_baselines(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
     checkpoints = CheckpointDir(Path(checkpoint_dir), config.study, checkpoint_key(study)) if checkpoint_dir else None
-    return study, Objective(definition, data, checkpoints)
+    return study, Objective(definition, data, checkpoints, keeper=ModelKeeper.open(study, definition, storage_url))
 
 
 def run_study(

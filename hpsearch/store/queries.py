@@ -213,3 +213,30 @@ def delete_studies(names: list[str], url: str) -> None:
     storage = connect(url, create=False)
     for name in names:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+
+
+def claim_once(study: optuna.Study, key: str) -> bool:
+    """``True`` for exactly one caller per ``(study, key)``, also across processes and nodes:
+    an INSERT of the study system attr ``key`` that only one writer wins (the table has a
+    unique ``(study_id, key)`` constraint). Other storages fall back to check-then-set."""
+    backend = _rdb(study._storage)
+    if not isinstance(backend, RDBStorage):
+        if key in study._storage.get_study_system_attrs(study._study_id):
+            return False
+        study._storage.set_study_system_attr(study._study_id, key, True)
+        return True
+    table = models.StudySystemAttributeModel.__table__
+    try:
+        with backend.engine.begin() as conn:
+            conn.execute(table.insert().values(study_id=study._study_id, key=key, value_json="true"))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether every constraint value stored with ``trial`` (``Trial.set_constraint``, or the
+    list older samplers stored) is satisfied (<= 0); a trial without constraints is feasible."""
+    return all(v <= 0 for v in trial.constraints.values())

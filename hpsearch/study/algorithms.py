@@ -51,16 +51,23 @@ _PRUNERS: dict[str, type] = {
 }
 
 
+# Samplers that cannot optimize several objectives.
+_SINGLE_OBJECTIVE = ("cmaes",)
+
 # Samplers that re-model the whole history for every trial; they get a bounded view of it.
 _HISTORY_BOUNDED = ("tpe", "gp")
 KEEP_BEST = 250
 
 
-def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>") -> optuna.samplers.BaseSampler:
+def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>", n_objectives: int = 1) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with the study seed. TPE and GP look at no more than
-    ``cfg.max_history`` finished trials (see :mod:`hpsearch.study.history`; 0 = all)."""
+    ``cfg.max_history`` finished trials (see :mod:`hpsearch.study.history`; 0 = all).
+    Constraints reach the samplers that use them (tpe, gp, cmaes) through each trial's
+    ``Trial.set_constraint`` values (Optuna 5; ``constraints_func`` is deprecated there)."""
     if "max_history" in cfg.model_fields_set and cfg.type not in _HISTORY_BOUNDED:
         raise ConfigError(f"{path}: sampler.max_history: only the {' and '.join(_HISTORY_BOUNDED)} samplers take it")
+    if n_objectives > 1 and cfg.type in _SINGLE_OBJECTIVE:
+        raise ConfigError(f"{path}: sampler.type: {cfg.type} handles one objective only; use tpe, gp, random or qmc")
     sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
     if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
         sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from hpsearch.errors import ConfigError
 from hpsearch.params import STUDY_SETTINGS
@@ -92,6 +92,37 @@ class PrunerConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ObjectiveConfig(_Strict):
+    """One objective: a number every trial stores (a metric or user attr) and its direction."""
+
+    metric: str = Field(min_length=1)
+    direction: Literal["maximize", "minimize"]
+
+
+class Bound(_Strict):
+    """A constraint on a number a trial stores: ``{max: 0.03}``, ``{min: 0.9}`` or both."""
+
+    min: Union[int, float, None] = None
+    max: Union[int, float, None] = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "Bound":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min!r}) is above max ({self.max!r})")
+        return self
+
+    def violation(self, value: float) -> float:
+        """Optuna's constraint value: <= 0 when ``value`` is within the bounds."""
+        parts = []
+        if self.max is not None:
+            parts.append(value - self.max)
+        if self.min is not None:
+            parts.append(self.min - value)
+        return max(parts)
+
+
 class StudyConfig(_Strict):
     """A validated study file."""
 
@@ -106,6 +137,16 @@ class StudyConfig(_Strict):
     pruner: PrunerConfig = PrunerConfig()
     search: dict[str, SearchValue] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict)
+    # Several objectives (a multi-objective study) instead of metric/direction; the first
+    # must be a metric the task reports (it is the one the learning curves show).
+    objectives: list[ObjectiveConfig] | None = Field(default=None, min_length=1)
+    # Bounds on numbers a trial stores; a trial outside them is infeasible (Optuna constraints).
+    constraints: dict[str, Bound] = Field(default_factory=dict)
+    # Named fixed settings run first, with the full epoch budget and never pruned.
+    baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Where the best models are kept (shared storage on a cluster); default: next to the
+    # SQLite file; $HPSEARCH_MODEL_DIR overrides it (see hpsearch.run.kept_models).
+    model_dir: str | None = Field(default=None, min_length=1)
 
     @field_validator("search", mode="before")
     @classmethod
@@ -116,6 +157,23 @@ class StudyConfig(_Strict):
                 if not isinstance(spec, (list, dict)):
                     raise ValueError(f"{key}: expected a list of choices or a range {{low, high, log}}, got {short_repr(spec)}")
         return value
+
+    @model_validator(mode="after")
+    def _objectives(self) -> "StudyConfig":
+        if self.objectives is None:
+            return self
+        if self.metric is not None or self.direction is not None:
+            raise ValueError("objectives: give either metric/direction or objectives, not both")
+        names = [o.metric for o in self.objectives]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise ValueError(f"objectives: {dup} is listed twice")
+        if len(names) > 1 and "pruner" in self.model_fields_set and self.pruner.type != "none":
+            raise ValueError(
+                "pruner: Optuna cannot prune a study with several objectives (trial.report is single-objective); "
+                "remove the pruner section or set pruner: {type: none}"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import optuna
 
 from hpsearch.errors import ConfigError, StudyNotFoundError
+from hpsearch.study.baselines import check_baselines
 from hpsearch.study.config import StudyConfig, StudyFile
-from hpsearch.study.meta import StudyMeta
+from hpsearch.study.meta import StudyMeta, train_metric
 from hpsearch.study.space import check_against_task
 from hpsearch.tasks import Task, resolve_task
 
@@ -28,6 +29,35 @@ class StudyDefinition:
     task: Task
     metric: str
     direction: str
+    # (metric, direction) of every objective; empty means the one ``metric``/``direction``.
+    objectives: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def objective_pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every objective as ``(metric, direction)``; the first is ``metric``/``direction``."""
+        return self.objectives or ((self.metric, self.direction),)
+
+    @property
+    def metrics(self) -> list[str]:
+        return [m for m, _ in self.objective_pairs]
+
+    @property
+    def directions(self) -> list[str]:
+        return [d for _, d in self.objective_pairs]
+
+    @property
+    def multi(self) -> bool:
+        """Whether the study has several objectives (a Pareto front, no pruning)."""
+        return len(self.objective_pairs) > 1
+
+    def constraint_values(self, attrs: dict[str, Any]) -> list[float]:
+        """Optuna constraint values of a trial with user attrs ``attrs`` (<= 0: satisfied);
+        a number the trial did not store counts as violated."""
+        out = []
+        for name, bound in self.config.constraints.items():
+            value = attrs.get(name)
+            out.append(bound.violation(float(value)) if isinstance(value, (int, float)) else float("inf"))
+        return out
 
     @property
     def config(self) -> StudyConfig:
@@ -57,7 +87,41 @@ def define(study_file: Union[StudyFile, StudyDefinition]) -> StudyDefinition:
     except ConfigError as exc:
         raise ConfigError(f"{study_file.path}: {exc}") from None
     check_against_task(config, task, study_file.path)
-    return StudyDefinition(study_file, task, config.metric or task.metric, config.direction or task.direction)
+    check_baselines(config, task, study_file.path)
+    if config.objectives is None:
+        single = ((config.metric or task.metric, config.direction or task.direction),)
+        _check_numbers(study_file.path, task, single, list(config.constraints))
+        return StudyDefinition(study_file, task, single[0][0], single[0][1])
+    pairs = tuple((o.metric, o.direction) for o in config.objectives)
+    _check_numbers(study_file.path, task, pairs, list(config.constraints))
+    return StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else ())
+
+
+#: Numbers every finished trial stores as user attrs (besides the task's metrics).
+TRIAL_NUMBERS = ("train_val_gap", "wall_seconds", "epochs", "param_count", "final_train_loss", "optimizer_steps", "decay_shrinkage")
+#: User attrs of a trial that are text, not numbers.
+TRIAL_TEXTS = ("device", "worker", "baseline", "fail_reason", "pruned_reason")
+
+
+def trial_numbers(task: Task, metric: str) -> list[str]:
+    """The names an objective or constraint can use for a study of ``task`` optimizing ``metric``."""
+    return [*task.metrics, train_metric(metric), *TRIAL_NUMBERS]
+
+
+def _check_numbers(path: str, task: Task, pairs: tuple[tuple[str, str], ...], constraints: list[str]) -> None:
+    """The first objective is a task metric; every objective and constraint names a number a trial stores."""
+    if pairs[0][0] not in task.metrics:
+        raise ConfigError(
+            f"{path}: objectives.0.metric: the first objective must be a metric task {task.name} reports "
+            f"({', '.join(task.metrics)}), got {pairs[0][0]!r}"
+        )
+    valid = trial_numbers(task, pairs[0][0])
+    named = [(f"objectives.{i}.metric", m) for i, (m, _) in enumerate(pairs)] + [(f"constraints.{c}", c) for c in constraints]
+    for where, name in named:
+        if name in TRIAL_TEXTS:
+            raise ConfigError(f"{path}: {where}: {name!r} is not a number a trial stores; valid: {', '.join(valid)}")
+        if name not in valid:
+            raise ConfigError(f"{path}: {where}: unknown metric {name!r}; valid: {', '.join(valid)}")
 
 
 def searched_definition(source: optuna.Study) -> StudyDefinition:

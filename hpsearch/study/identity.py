@@ -1,7 +1,8 @@
 """A study's identity: the part of the study file that decides what its trials mean.
 
-The fingerprint holds the task, metric, direction, search space, fixed settings,
-``max_epochs`` and seed, one flat key per setting (``search.weight_decay.high``). It is stored
+The fingerprint holds the task, metric, direction (all objectives of a multi-objective
+study), constraints, baselines, search space, fixed settings, ``max_epochs`` and seed, one
+flat key per setting (``search.weight_decay.high``). It is stored
 when a study is created; a later run with a file whose fingerprint differs would add trials of
 another experiment to the study, so it is refused unless the user explicitly allows it.
 ``trials``, timeouts and the sampler/pruner options are not part of it: they change how the
@@ -26,7 +27,7 @@ UID_ATTR = "hpsearch_study_uid"
 #: Study user attr: the list of changes allowed with ``--allow-changes``.
 CHANGES_ATTR = "hpsearch_definition_changes"
 #: Keys that cannot change even with ``--allow-changes``: the stored values would mean something else.
-UNCHANGEABLE = ("metric", "direction")
+UNCHANGEABLE = ("metric", "direction", "objectives")
 
 
 def fingerprint(definition: "StudyDefinition") -> dict[str, Any]:
@@ -46,6 +47,12 @@ def fingerprint(definition: "StudyDefinition") -> dict[str, Any]:
             flat[f"search.{name}"] = list(value)
     for name, value in sorted(config.fixed.items()):
         flat[f"fixed.{name}"] = value
+    if definition.multi:
+        flat["objectives"] = [f"{m} ({d})" for m, d in definition.objective_pairs]
+    for name, bound in sorted(config.constraints.items()):
+        flat.update({f"constraints.{name}.{key}": getattr(bound, key) for key in ("min", "max") if getattr(bound, key) is not None})
+    for name, settings in sorted(config.baselines.items()):
+        flat.update({f"baselines.{name}.{key}": value for key, value in sorted(settings.items())})
     return json.loads(json.dumps(flat, sort_keys=True, default=str))  # exactly what storing it round-trips to
 
 

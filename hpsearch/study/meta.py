@@ -56,7 +56,7 @@ class StudyMeta:
     def of(cls, study: "optuna.Study", default_metric: str = "value") -> "StudyMeta":
         """Read off an Optuna study (the metric is the study user attr ``metric``)."""
         metric = str(study.user_attrs.get(METRIC_ATTR, default_metric))
-        return cls(study.study_name, metric, study.direction.name.lower())
+        return cls(study.study_name, metric, study.directions[0].name.lower())
 
     @property
     def maximize(self) -> bool:
@@ -96,12 +96,46 @@ def finished_trials(study: "optuna.Study") -> int:
     return count(study)
 
 
+def primary_value(trial: "FrozenTrial") -> float | None:
+    """A trial's value, or its first objective's value in a multi-objective study."""
+    return None if trial.values is None else trial.values[0]
+
+
+def dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
+    """Whether ``a`` is at least as good as ``b`` in every objective and better in one."""
+    return all(s * x >= s * y for x, y, s in zip(a, b, signs)) and any(s * x > s * y for x, y, s in zip(a, b, signs))
+
+
+def pareto_front(study: "optuna.Study") -> "list[FrozenTrial]":
+    """The Pareto front: the feasible COMPLETE trials that no other feasible complete trial
+    dominates (trials whose stored constraints are violated are left out before comparing),
+    best first by the first objective."""
+    from optuna.trial import TrialState
+
+    from hpsearch.store.queries import is_feasible
+
+    signs = [1.0 if d.name == "MAXIMIZE" else -1.0 for d in study.directions]
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values and is_feasible(t)]
+    front = [t for t in trials if not any(dominates(o.values, t.values, signs) for o in trials if o is not t)]
+    return sorted(front, key=lambda t: (-signs[0] * t.values[0], t.number))
+
+
 def best_or_none(study: "optuna.Study") -> "FrozenTrial | None":
-    """The study's best trial, or ``None`` before the first complete one."""
+    """The study's best feasible trial, or ``None`` before the first one; with several
+    objectives, the trial of the Pareto front best in the first objective."""
+    if len(study.directions) > 1:
+        front = pareto_front(study)
+        return front[0] if front else None
+    from hpsearch.store.queries import is_feasible
+
     try:
-        return study.best_trial
+        best = study.best_trial
     except ValueError:
         return None
+    if is_feasible(best):
+        return best
+    front = pareto_front(study)  # one objective: the best feasible trial (ties: the first)
+    return front[0] if front else None
 
 
 def stored_study_file(study: "optuna.Study") -> str | None:
@@ -149,12 +183,13 @@ def record_study_file(study: "optuna.Study", text: str, path: str, effective: di
             set_study_system_attr(study, key, value)
 
 
-def record_metric_names(study: "optuna.Study", metric: str) -> None:
-    """Name the study's objective (``val_acc``...) so optuna-dashboard and ``optuna`` show it
-    instead of "Objective 0"."""
+def record_metric_names(study: "optuna.Study", metrics: str | list[str]) -> None:
+    """Name the study's objectives (``val_acc``...) so optuna-dashboard and ``optuna`` show
+    them instead of "Objective 0"."""
     import warnings
 
-    if study.metric_names != [metric]:
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if study.metric_names != names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # set_metric_names is experimental in Optuna
-            study.set_metric_names([metric])
+            study.set_metric_names(names)

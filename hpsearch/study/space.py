@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hpsearch.errors import ConfigError
-from hpsearch.params import REGULARIZATION_PARAMS, ParamSpec
+from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS, ParamSpec, active_params
 from hpsearch.study.config import Range, StudyConfig
 from hpsearch.tasks.base import Task
 
@@ -98,20 +98,65 @@ def check_against_task(config: StudyConfig, task: Task, path: str) -> None:
                     raise ConfigError(f"{where}: {exc}") from None
             if section == "search":
                 _check_unique(where, list(choices))
+    _check_conditions(config, task, path)
     if config.metric is not None and config.metric not in task.metrics:
         raise ConfigError(
             f"{path}: metric: task {task.name} does not report {config.metric!r}; valid: {', '.join(task.metrics)}"
         )
 
 
+def base_values(config: StudyConfig, task: Task) -> dict[str, Any]:
+    """The value of every parameter before sampling: defaults, then ``fixed``."""
+    return {**REGULARIZATION_DEFAULTS, **task.defaults, **config.fixed}
+
+
+def _check_conditions(config: StudyConfig, task: Task, path: str) -> None:
+    """A searched parameter whose condition depends only on unsearched values and is false
+    would never be sampled: a configuration error."""
+    base = base_values(config, task)
+    for name in config.search:
+        cond = task.params[name].active_if
+        if cond is None or cond.param in config.search:
+            continue
+        if not cond.holds(base):
+            raise ConfigError(
+                f"{path}: search.{name}: has no effect here: only when {cond.describe()}, "
+                f"and {cond.param} is {base.get(cond.param)!r}"
+            )
+
+
+def search_order(config: StudyConfig, task: Task) -> list[str]:
+    """The searched parameters, each after the searched parameter its condition reads."""
+    order: list[str] = []
+    pending = list(config.search)
+    while pending:
+        for name in pending:
+            cond = task.params[name].active_if
+            if cond is None or cond.param not in pending or cond.param == name:
+                order.append(name)
+                pending.remove(name)
+                break
+        else:  # a cycle of conditions: keep the file's order
+            order.extend(pending)
+            break
+    return order
+
+
 def suggest(trial: "optuna.Trial", config: StudyConfig, task: Task) -> dict[str, Any]:
-    """Ask the trial for every searched parameter; returns ``{name: value}``.
+    """Ask the trial for every searched parameter that is active; returns ``{name: value}``.
 
     A range becomes ``suggest_int`` or ``suggest_float`` by the parameter's type in the task's
-    table; a list becomes ``suggest_categorical``.
+    table; a list becomes ``suggest_categorical``. A parameter whose ``active_if`` is false
+    for the values so far (sampled, fixed or default) is not sampled (absent from the trial).
     """
     values: dict[str, Any] = {}
-    for name, rng in config.search.items():
+    context = base_values(config, task)
+    for name in search_order(config, task):
+        rng = config.search[name]
+        cond = task.params[name].active_if
+        if cond is not None and not cond.holds(context):
+            context.pop(name, None)
+            continue
         if not isinstance(rng, Range):
             values[name] = trial.suggest_categorical(name, rng)
         elif task.params[name].kind == "int":
@@ -119,15 +164,17 @@ def suggest(trial: "optuna.Trial", config: StudyConfig, task: Task) -> dict[str,
         else:
             step = None if rng.step is None else float(rng.step)
             values[name] = trial.suggest_float(name, float(rng.low), float(rng.high), log=rng.log, step=step)
+        context[name] = values[name]
     return values
 
 
 def settings_for(params: Mapping[str, Any], config: StudyConfig, task: Task) -> TrialSettings:
-    """Task defaults, then ``fixed``, then the sampled ``params``, split into a Regularization
-    and the remaining options."""
+    """Task defaults, then ``fixed``, then the sampled ``params``, without inactive parameters,
+    split into a Regularization and the remaining options."""
     from hpsearch.regularization import Regularization
 
-    merged = {**task.defaults, **config.fixed, **params}
+    # Parameters whose ``active_if`` is false are dropped: they take no part in the trial.
+    merged = active_params({**task.defaults, **config.fixed, **params}, task.params)
     for name, value in list(merged.items()):
         spec = task.params.get(name)
         if spec is not None and spec.kind == "float" and isinstance(value, int):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from hpsearch.errors import ConfigError
-from hpsearch.study.meta import StudyMeta
+from hpsearch.study.meta import StudyMeta, primary_value
 
 if TYPE_CHECKING:
     from hpsearch.analysis.report.data import StudyData
@@ -49,7 +49,7 @@ def best_per_cell(study: Any, resolved: Callable[[Any], dict[str, Any]]) -> dict
         values = resolved(trial)
         key = (values["dataset"], values["activation"], values["width"])
         held = best.get(key)
-        if held is None or meta.better(trial.value, held.trial.value):
+        if held is None or meta.better(float(primary_value(trial) or 0.0), float(primary_value(held.trial) or 0.0)):
             best[key] = Cell(*key, trial=trial)
     return best
 
@@ -158,7 +158,7 @@ def _draw_cell(ax: Any, plotting: _Plotting, cell: Cell | None, label: str, on_c
     ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
     ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="k", linewidths=0.3, s=8)
     ax.set_title(
-        f"{label}: #{cell.trial.number}\n{plotting.metric} {cell.trial.value:.3f} (retrained {retrained:.3f})",
+        f"{label}: #{cell.trial.number}\n{plotting.metric} {primary_value(cell.trial):.3f} (retrained {retrained:.3f})",
         fontsize=8,
     )
 

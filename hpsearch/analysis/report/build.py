@@ -87,6 +87,8 @@ def build_report(
     step("figures")
     page = _Page(out)
     summary = page.section("summary", "Summary")
+    if data.multi:
+        _pareto_section(page, study, data)
     _history_sections(page, data)
     _importance_section(page, imp)
     _param_sections(page, data)
@@ -97,6 +99,10 @@ def build_report(
     clock.lap("figures")
     ids = [s.id for s in page.sections]
     summary_text = report_summary(data, imp, verification, ids) + "\n\npruning bias and decay strength:\n" + "\n".join(bias)
+    if data.multi:
+        from hpsearch.console import pareto_table
+
+        summary_text = summary_text.replace("\n", "\n" + pareto_table(study) + "\n", 1)
     summary.parts.append(f"<pre>{html.escape(summary_text)}</pre>")
     step("writing HTML")
     path = out / "report.html"
@@ -116,6 +122,18 @@ class _Clock:
         now = time.perf_counter()
         self.timings[name] = round(now - self._last, 3)
         self._last = now
+
+
+def _pareto_section(page: _Page, study: Any, data: StudyData) -> None:
+    from hpsearch.console import pareto_table
+
+    sec = page.section("pareto", "Pareto front")
+    sec.add_text("Several objectives: no trial is best in all of them. The front holds the feasible trials no other feasible "
+                 "trial beats in every objective; pick one with `hpsearch best NAME --trial N`. Crosses violate the constraints.")
+    sec.parts.append(f"<pre>{html.escape(pareto_table(study))}</pre>")
+    if len(data.objectives) >= 2:
+        sec.add_figure(fh.pareto(data))
+        page.png(fp.pareto(data, page.out / "pareto_front.png"))
 
 
 def _history_sections(page: _Page, data: StudyData) -> None:

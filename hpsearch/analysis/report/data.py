@@ -10,7 +10,9 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.study.meta import StudyMeta, stored_study_file
+from hpsearch.console import objective_names
+from hpsearch.store.queries import is_feasible
+from hpsearch.study.meta import StudyMeta, best_or_none, pareto_front, primary_value, stored_study_file
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class TrialRecord:
     steps: tuple[int, ...]
     intermediate: tuple[float, ...]
     shrinkage: float | None = None  # user attr ``decay_shrinkage``: lr·λ·steps of decoupled decay
+    baseline: str | None = None  # user attr ``baseline``: the name of the baseline it ran
+    values: tuple[float, ...] = ()  # every objective's value (complete trials)
+    feasible: bool = True  # its stored constraint values are all satisfied
 
 
 @dataclass
@@ -51,6 +56,17 @@ class StudyData:
     trials: list[TrialRecord]  # complete and pruned, in trial-number order
     best: FrozenTrial | None
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # (name, direction) of each objective
+    front: list[int] = field(default_factory=list)  # trial numbers of the Pareto front (several objectives)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def baselines(self) -> list[TrialRecord]:
+        """The complete trials that ran a baseline."""
+        return [t for t in self.complete if t.baseline and t.value is not None]
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -78,7 +94,7 @@ def _record(t: FrozenTrial, metric: str) -> TrialRecord:
     steps = tuple(sorted(t.intermediate_values))
     values = tuple(float(t.intermediate_values[s]) for s in steps)
     if t.state == TrialState.COMPLETE:
-        value: float | None = t.value
+        value: float | None = primary_value(t)
     else:
         last = t.user_attrs.get(metric)
         value = float(last) if isinstance(last, (int, float)) else (values[-1] if values else None)
@@ -93,6 +109,9 @@ def _record(t: FrozenTrial, metric: str) -> TrialRecord:
         steps=steps,
         intermediate=values,
         shrinkage=float(shrinkage) if isinstance(shrinkage, (int, float)) else None,
+        baseline=t.user_attrs.get("baseline"),
+        values=tuple(t.values or ()) if t.state == TrialState.COMPLETE else (),
+        feasible=is_feasible(t),
     )
 
 
@@ -111,8 +130,8 @@ def extract(study: optuna.Study) -> StudyData:
         for name, dist in t.distributions.items():
             dists.setdefault(name, dist)
         records.append(_record(t, metric))
-    complete = [t for t in all_trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = meta.best(complete, key=lambda t: t.value) if complete else None
+    complete = [t for t in all_trials if t.state == TrialState.COMPLETE and t.values is not None]
+    best = best_or_none(study) if len(study.directions) > 1 else (meta.best(complete, key=primary_value) if complete else None)
     return StudyData(
         name=study.study_name,
         metric=metric,
@@ -124,6 +143,8 @@ def extract(study: optuna.Study) -> StudyData:
         trials=records,
         best=best,
         user_attrs=dict(attrs),
+        objectives=list(zip(objective_names(study), (d.name.lower() for d in study.directions))),
+        front=[t.number for t in pareto_front(study)] if len(study.directions) > 1 else [],
     )
 
 

@@ -26,7 +26,35 @@ def history(data: StudyData) -> go.Figure:
     fig.add_trace(go.Scatter(x=xs, y=best_so_far(ys, data.meta), mode="lines", name="best so far", line=dict(color=BEST, shape="hv")))
     fig.update_xaxes(title="trial")
     fig.update_yaxes(title=data.metric)
+    _baseline_lines(fig, data)
     return _layout(fig, "Optimization history")
+
+
+def _baseline_lines(fig: go.Figure, data: StudyData, **where: Any) -> None:
+    """A dashed horizontal reference line per baseline trial, at its metric."""
+    for t in data.baselines:
+        fig.add_hline(y=t.value, line=dict(color="grey", dash="dash", width=1), annotation_text=f"baseline {t.baseline}", **where)
+
+
+def pareto(data: StudyData) -> go.Figure:
+    """The first two objectives of every complete trial; the Pareto front joined by a line,
+    infeasible trials crossed, baselines labelled."""
+    (xname, xdir), (yname, ydir) = data.objectives[0], data.objectives[1]
+    done = [t for t in data.complete if len(t.values) >= 2]
+    front = sorted((t for t in done if t.number in set(data.front)), key=lambda t: t.values[0])
+    fig = go.Figure()
+    for label, group, symbol in (("feasible", [t for t in done if t.feasible], "circle"), ("infeasible", [t for t in done if not t.feasible], "x")):
+        fig.add_trace(go.Scatter(x=[t.values[0] for t in group], y=[t.values[1] for t in group], mode="markers", name=label,
+                                 text=[f"#{t.number}" for t in group], marker=dict(color=COMPLETE, symbol=symbol, size=6, opacity=0.6)))
+    fig.add_trace(go.Scatter(x=[t.values[0] for t in front], y=[t.values[1] for t in front], mode="lines+markers", name="Pareto front",
+                             text=[f"#{t.number}" for t in front], line=dict(color=BEST, shape="hv"), marker=dict(color=BEST, size=8)))
+    base = [t for t in done if t.baseline]
+    fig.add_trace(go.Scatter(x=[t.values[0] for t in base], y=[t.values[1] for t in base], mode="markers+text", name="baseline",
+                             text=[str(t.baseline) for t in base], textposition="top center",
+                             marker=dict(color="black", symbol="star", size=11)))
+    fig.update_xaxes(title=f"{xname} ({xdir})")
+    fig.update_yaxes(title=f"{yname} ({ydir})")
+    return _layout(fig, "Pareto front", height=460)
 
 
 def intermediate(data: StudyData) -> go.Figure:
@@ -71,6 +99,7 @@ def numeric_param(data: StudyData, p: ParamInfo) -> go.Figure:
         fig.update_xaxes(title=p.name, type="log" if p.log else "linear", row=1, col=col)
     fig.update_yaxes(title=data.metric, row=1, col=1)
     fig.update_yaxes(title="train − val (positive: overfitting)", row=1, col=2)
+    _baseline_lines(fig, data, row=1, col=1)
     fig.update_layout(showlegend=False)
     return _layout(fig, f"{p.name}")
 

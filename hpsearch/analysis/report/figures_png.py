@@ -40,6 +40,36 @@ def history(data: StudyData, path: Path) -> Path:
     ax.scatter(xs, ys, s=8, alpha=0.5, color=COMPLETE, label="complete trial")
     ax.step(xs, best_so_far(ys, data.meta), where="post", color=BEST, label="best so far")
     ax.set(xlabel="trial", ylabel=data.metric, title=f"Optimization history: {data.name}")
+    _baseline_lines(ax, data)
+    ax.legend(loc="best")
+    return _save(fig, path)
+
+
+def _baseline_lines(ax: Any, data: StudyData) -> None:
+    """A dashed horizontal reference line per baseline trial, at its metric."""
+    for t in data.baselines:
+        ax.axhline(t.value, color="grey", linestyle="--", linewidth=0.9)
+        ax.annotate(f"baseline {t.baseline}", (0.01, t.value), xycoords=("axes fraction", "data"), fontsize=8, color="dimgrey",
+                    va="bottom")
+
+
+def pareto(data: StudyData, path: Path) -> Path:
+    """The first two objectives of every complete trial, the front as a step line."""
+    (xname, xdir), (yname, ydir) = data.objectives[0], data.objectives[1]
+    done = [t for t in data.complete if len(t.values) >= 2]
+    front = sorted((t for t in done if t.number in set(data.front)), key=lambda t: t.values[0])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = [t for t in done if t.feasible]
+    bad = [t for t in done if not t.feasible]
+    ax.scatter([t.values[0] for t in ok], [t.values[1] for t in ok], s=14, alpha=0.5, color=COMPLETE, label="feasible trial")
+    if bad:
+        ax.scatter([t.values[0] for t in bad], [t.values[1] for t in bad], s=14, alpha=0.5, color=COMPLETE, marker="x", label="infeasible")
+    ax.step([t.values[0] for t in front], [t.values[1] for t in front], where="post", color=BEST, marker="o", label="Pareto front")
+    for t in done:
+        if t.baseline:
+            ax.scatter([t.values[0]], [t.values[1]], s=90, marker="*", color="black", zorder=3)
+            ax.annotate(f"baseline {t.baseline}", (t.values[0], t.values[1]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set(xlabel=f"{xname} ({xdir})", ylabel=f"{yname} ({ydir})", title=f"Pareto front: {data.name}")
     ax.legend(loc="best")
     return _save(fig, path)
 
@@ -76,6 +106,7 @@ def numeric_param(data: StudyData, p: ParamInfo, path: Path) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.scatter([t.params[p.name] for t in done], [t.value for t in done], s=8, alpha=0.5, color=COMPLETE)
     a.set(xlabel=p.name, ylabel=data.metric, title=f"{data.metric} vs {p.name}")
+    _baseline_lines(a, data)
     b.scatter([t.params[p.name] for t in gaps], [t.gap for t in gaps], s=8, alpha=0.5, color=PRUNED)
     b.axhline(0.0, color="grey", linewidth=0.8)
     b.set(xlabel=p.name, ylabel="train − val (positive: overfitting)", title=f"train–val gap vs {p.name}")

@@ -69,10 +69,13 @@ def compute_importances(study: optuna.Study) -> Importances:
         for name in EVALUATORS:
             result.errors[name] = f"needs at least 2 complete trials, the study has {len(trials)}"
         return result
-    full = _memory_study(study.direction, trials)
+    if len(study.directions) > 1:  # importances for the first objective
+        trials = [optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.values[0]) for t in trials]
+    direction = study.directions[0]
+    full = _memory_study(direction, trials)
     sample = full
     if len(trials) > FANOVA_MAX_TRIALS:
-        sample = _memory_study(study.direction, random.Random(0).sample(trials, FANOVA_MAX_TRIALS))
+        sample = _memory_study(direction, random.Random(0).sample(trials, FANOVA_MAX_TRIALS))
         result.notes.append(f"fANOVA on a random sample of {FANOVA_MAX_TRIALS} of {len(trials)} complete trials")
     for name in EVALUATORS:
         try:
