@@ -75,6 +75,12 @@ class _StopAtTarget:
         self.last_reason: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.check(study, trial):
+            study.stop()
+
+    def check(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Count the finished trial and report progress; whether the run should stop (for
+        trials run through ask/tell, where ``study.stop`` does not apply)."""
         if self.objective is not None and self.objective.fatal:
             raise self.objective.fatal[-1]
         check_database(study)
@@ -87,8 +93,7 @@ class _StopAtTarget:
             self.on_progress(
                 Progress(trial, finished, self.target, best_or_none(study), time.perf_counter() - self.started, self.metric)
             )
-        if finished >= self.target or self.failing or signals.received():
-            study.stop()
+        return bool(finished >= self.target or self.failing or signals.received())
 
     @property
     def failing(self) -> bool:
@@ -158,7 +163,7 @@ def open_study(
     # already there, so its sampler does not replay the first run's proposals; workers started
     # together (same trial count) are told apart by their index.
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
-    study.sampler = build_sampler(config.sampler, sampler_seed)
+    study.sampler = build_sampler(config.sampler, sampler_seed, population=config.population)
     _record_definition(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():
@@ -210,10 +215,10 @@ def run_study(
     try:
         with signals.deferred():
             if finished < target:
-                _optimize(study, objective, stopper, timeout)
+                _run_trials(study, objective, stopper, timeout)
                 signals.raise_if_received()
             if heartbeat is not None:
-                settle(study, heartbeat, lambda n: _optimize(study, objective, stopper, None, n_trials=n))
+                settle(study, heartbeat, lambda n: _run_trials(study, objective, stopper, None, n_trials=n))
             check_database(study)
     finally:
         _fail_own_running(study, objective.started)
@@ -230,6 +235,26 @@ def _raise_failing(study: optuna.Study) -> None:
         f"stopped after {MAX_CONSECUTIVE_FAILURES} failed trials in a row; last failure "
         f"(trial {last.number}): {last.user_attrs.get('fail_reason', 'unknown')}"
     )
+
+
+def _run_trials(
+    study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None, n_trials: int | None = None
+) -> None:
+    """Trials one at a time (:func:`_optimize`), or ``population: K`` at a time (see
+    :mod:`hpsearch.population.run`; a task whose models cannot be stacked falls back to one at
+    a time)."""
+    size = objective.definition.config.population
+    if size > 1:
+        from hpsearch.population.run import optimize_population
+
+        started = time.monotonic()
+        if optimize_population(study, objective, size, stopper.target, stopper.check, timeout, n_trials):
+            return
+        if timeout is not None:
+            timeout = max(1e-3, timeout - (time.monotonic() - started))
+        if n_trials is not None:
+            return  # the queued copies of a settle step ran (or failed) in the round already
+    _optimize(study, objective, stopper, timeout, n_trials)
 
 
 def _optimize(
