@@ -68,6 +68,7 @@ class PopulationOptimizer(torch.optim.Optimizer):
             "momentum": _column([r.momentum for r in regs], dev, nd),
             "sgd": _column([float(r.optimizer == "sgd") for r in regs], dev, nd).bool(),
         }
+        vectors["shrink"] = 1 - vectors["lr"] * vectors["decay"]
         self._vectors[id(p)] = vectors
         return vectors
 
@@ -75,16 +76,22 @@ class PopulationOptimizer(torch.optim.Optimizer):
         """Per-member ``l2_mode: loss`` terms, shape (K,): λ_k·Σw²/2 over member k's in-scope
         parameters (0 for decoupled members)."""
         total: torch.Tensor | None = None
-        for p in self.param_groups[0]["params"]:
+        for p in self.param_groups[0]["params"] if self._any_loss else ():
             coef = self._settings(p)["penalty"]
-            if not bool(coef.any()):
-                continue
             term = coef * p.pow(2).flatten(1).sum(1) / 2
             total = term if total is None else total + term
         if total is None:
             first = self.param_groups[0]["params"][0]
             return torch.zeros(first.shape[0], device=first.device)
         return total
+
+    @property
+    def _any_sgd(self) -> bool:
+        return any(r.optimizer == "sgd" for r in self.regs)
+
+    @property
+    def _any_loss(self) -> bool:
+        return any(r.l2_mode == "loss" and r.weight_decay > 0 for r in self.regs)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
@@ -102,22 +109,20 @@ class PopulationOptimizer(torch.optim.Optimizer):
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
                 state["momentum_buffer"] = g.clone()
-            elif any(r.optimizer == "sgd" for r in self.regs):
+            elif self._any_sgd:
                 state["momentum_buffer"].mul_(s["momentum"]).add_(g)
             lr, decay = s["lr"], s["decay"]
-            # Adam(W): decoupled decay, then the moments
-            adam = p * (1 - lr * decay)
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            adam -= (lr / bc1) * m / (v.sqrt() / bc2_sqrt + EPS)
-            if any(r.optimizer == "sgd" for r in self.regs):
-                # SGD: weight decay added to the gradient (before momentum), as torch.optim.SGD
-                buf = state["momentum_buffer"].add_(decay * p)
-                sgd = p - lr * buf
-                p.copy_(torch.where(s["sgd"], sgd, adam))
-            else:
-                p.copy_(adam)
+            if not self._any_sgd:
+                # Adam(W) in place: decoupled decay, then the moment step
+                p.mul_(s["shrink"]).sub_(m.div(v.sqrt().div_(bc2_sqrt).add_(EPS)).mul_(lr / bc1))
+                continue
+            adam = p * s["shrink"] - (lr / bc1) * m / (v.sqrt() / bc2_sqrt + EPS)
+            # SGD: weight decay added to the gradient (before momentum), as torch.optim.SGD
+            buf = state["momentum_buffer"].add_(decay * p)
+            p.copy_(torch.where(s["sgd"], p - lr * buf, adam))
 
     def keep_members(self, index: torch.Tensor, replaced: dict[int, torch.nn.Parameter]) -> None:
         """Keep only the members at ``index`` in the state and settings; ``replaced`` maps the
