@@ -74,6 +74,29 @@ def test_population_steps_equal_single_steps(optimizer: str, l2_mode: str, l2_sc
         assert torch.allclose(model(X), pop(X)[k], atol=1e-5)
 
 
+def test_members_with_different_batchnorm_placements_step_like_single_models() -> None:
+    # SGD: a bias right before BN has a zero gradient up to rounding, which Adam would amplify
+    regs = [Regularization(learning_rate=0.05, optimizer="sgd", batchnorm=bn, weight_decay=0.01, l2_mode="loss")
+            for bn in ("none", "before_activation", "after_activation")]
+    singles = [_single(r, seed) for seed, r in enumerate(regs)]
+    pop = population_of([_single(r, seed) for seed, r in enumerate(regs)], regs, list(range(K)), batch_size=40)
+    opt = pop.configure_optimizers()
+    for _ in range(3):
+        for model, reg in zip(singles, regs):
+            single_opt = getattr(model, "_test_opt", None) or make_optimizer(model.net, reg)
+            model._test_opt = single_opt  # type: ignore[attr-defined]
+            single_opt.zero_grad()
+            (model.loss_fn(model(X), Y) + l2_penalty(model.net, reg)).backward()
+            single_opt.step()
+        opt.zero_grad()
+        (pop.member_losses(pop(X), Y.expand(K, -1)) + opt.penalty()).sum().backward()
+        opt.step()
+    pop.eval()
+    for k, model in enumerate(singles):
+        model.eval()
+        assert torch.allclose(model(X), pop(X)[k], atol=1e-5)
+
+
 def test_dropout_mask_rate_matches_keep_prob() -> None:
     drop = StackedDropout([0.2, 0.5, 0.9, 1.0]).train()
     out = drop(torch.ones(4, 500, 100))
@@ -91,7 +114,7 @@ def test_dropout_members_stack_with_members_without_dropout() -> None:
 
 def test_different_graphs_do_not_stack() -> None:
     with pytest.raises(Unsupported):
-        stack([mlp(6, 3, 5, 2, Regularization(), X), mlp(6, 3, 5, 2, Regularization(batchnorm="before_activation"), X)])
+        stack([mlp(6, 3, 5, 2, Regularization(), X), mlp(6, 3, 7, 2, Regularization(), X)])
     with pytest.raises(Unsupported):
         stack([torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))])
 
@@ -174,3 +197,45 @@ def test_a_task_that_cannot_stack_runs_one_trial_at_a_time(write_study, sqlite_u
 def test_population_must_be_positive(write_study) -> None:
     with pytest.raises(ConfigError, match=r"population: Input should be greater than or equal to 1, got 0"):
         load_study_file(write_study(population=0))
+
+
+@pytest.mark.slow
+def test_interrupted_and_killed_populations_leave_no_member_running(write_study, tmp_path) -> None:
+    import os
+    import signal
+
+    from faults import by_state, finish, kill_all, start, trials, wait_for
+
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    study = write_study(study="slow", trials=3, max_epochs=50, population=3,
+                        fixed={"optimizer": "adamw", "batch_size": 64, "hidden_units": 16, "hidden_layers": 1})
+    args = ["optimize", str(study), "--heartbeat", "1", "--grace", "2"]
+
+    def mid_run() -> bool:
+        running = by_state(trials(url), TrialState.RUNNING)
+        print([(t.number, len(t.intermediate_values)) for t in running], flush=True)
+        return len(running) == 3 and all(t.intermediate_values for t in running)
+
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGKILL, -9)):
+        proc = start(*args, storage=url)
+        try:
+            wait_for(mid_run, 300, "three members after their first epoch", (proc,))
+            os.kill(proc.pid, sig)
+            rc, out, err = finish(proc, 60)
+        finally:
+            kill_all(proc)
+        assert rc == code, err[-2000:]
+        running = by_state(trials(url), TrialState.RUNNING)
+        if sig == signal.SIGINT:
+            assert not running
+            assert all("SIGINT" in t.user_attrs["fail_reason"] for t in by_state(trials(url), TrialState.FAIL))
+        else:
+            assert len(running) == 3  # the fault is real: a killed worker cannot fail its members
+    # The next run fails the killed members and re-runs them (one epoch each, to keep the test short).
+    proc = start(*args, "--allow-changes", "--max-epochs", "1", storage=url)
+    rc, out, err = finish(proc, 240)
+    assert rc == 0, err[-2000:]
+    final = trials(url)
+    assert not by_state(final, TrialState.RUNNING, TrialState.WAITING)
+    assert len(by_state(final, TrialState.COMPLETE)) >= 3
+    assert sum(1 for t in final if "failed_trial" in t.system_attrs) == 3  # copies with the same parameters

@@ -32,7 +32,7 @@ from hpsearch.population.stacked import Unsupported
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import quiet_lightning
-from hpsearch.store.queries import beating, fail_if_running, finished_trials, set_trial_user_attrs, trial_id
+from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, set_trial_user_attrs, trial_id
 from hpsearch.study.meta import metric_key, train_metric
 from hpsearch.study.space import TrialSettings
 from hpsearch.tasks.base import DataSplits
@@ -59,9 +59,10 @@ class Member:
 
 def group_key(settings: TrialSettings) -> tuple[Any, ...]:
     """Members with equal keys share a layer graph and a data feed: every non-regularization
-    option (widths, depth, batch size, dataset) plus ``batchnorm`` and ``activation``."""
+    option (widths, depth, batch size, dataset) plus ``activation``. BatchNorm placement,
+    dropout, input normalization and the optimizer settings may differ inside a group."""
     options = tuple(sorted((k, repr(v)) for k, v in settings.options.items()))
-    return (settings.reg.batchnorm, settings.reg.activation, options)
+    return (settings.reg.activation, options)
 
 
 class _MemberReports(pl.Callback):
@@ -200,6 +201,7 @@ def run_round(study: optuna.Study, objective: Objective, size: int, stopper: Cal
               fallback: list[bool]) -> bool:
     """Ask ``size`` trials, train them by group, tell them; returns whether the stopper asked
     to stop. ``fallback[0]`` turns true when the task's models cannot be stacked."""
+    fail_stale_trials(study)  # as study.optimize does before each trial (a no-op without heartbeats)
     trials = [study.ask() for _ in range(size)]
     for trial in trials:
         objective.started.append(trial_id(trial))

@@ -15,7 +15,8 @@ and :func:`~hpsearch.models.mlp.mlp` build. :func:`signature` of anything else r
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -64,21 +65,38 @@ def _leaf_key(leaf: nn.Module) -> tuple[Any, ...] | None:
 
 
 def signature(net: nn.Module) -> tuple[tuple[Any, ...], ...]:
-    """The layer graph of ``net`` without dropout: members with equal signatures stack."""
+    """The layer graph of ``net`` without dropout and BatchNorm (both may differ per member:
+    a member without BatchNorm at a place where another has one passes its input through)."""
     keys = [_leaf_key(leaf) for leaf in _leaves(net)]
-    return tuple(k for k in keys if k is not None)
+    return tuple(k for k in keys if k is not None and k[0] != "bn")
 
 
-def _positions(net: nn.Module) -> tuple[list[nn.Module], dict[int, float]]:
-    """Non-dropout leaves, and ``{index of the leaf a dropout follows: keep_prob}``."""
-    kept: list[nn.Module] = []
-    drops: dict[int, float] = {}
+@dataclass
+class _Slot:
+    """One canonical layer of a member, with the BatchNorm and dropout that follow it."""
+
+    layer: nn.Module
+    norm: nn.BatchNorm1d | None = None
+    keep: float = 1.0
+
+
+def _slots(net: nn.Module) -> list[_Slot]:
+    """``net``'s leaves as slots: each non-dropout, non-BatchNorm leaf with the BatchNorm
+    and dropout that come after it (in that order, as ``dense_block`` builds them)."""
+    slots: list[_Slot] = []
     for leaf in _leaves(net):
+        _leaf_key(leaf)  # raises Unsupported for unknown layers
         if isinstance(leaf, nn.Dropout):
-            drops[len(kept) - 1] = drops.get(len(kept) - 1, 1.0) * (1.0 - leaf.p)
+            if not slots:
+                raise Unsupported("dropout before the first layer cannot be stacked")
+            slots[-1].keep *= 1.0 - leaf.p
+        elif isinstance(leaf, nn.BatchNorm1d):
+            if not slots or slots[-1].norm is not None or slots[-1].keep < 1.0:
+                raise Unsupported("this BatchNorm placement cannot be stacked")
+            slots[-1].norm = leaf
         else:
-            kept.append(leaf)
-    return kept, drops
+            slots.append(_Slot(leaf))
+    return slots
 
 
 class StackedLinear(nn.Module):
@@ -109,17 +127,24 @@ class StackedBatchNorm(nn.Module):
     running_mean: torch.Tensor
     running_var: torch.Tensor
 
-    def __init__(self, layers: Sequence[nn.BatchNorm1d]) -> None:
+    use: torch.Tensor
+
+    def __init__(self, layers: Sequence[nn.BatchNorm1d | None]) -> None:
         super().__init__()
-        first = layers[0]
+        first = next(b for b in layers if b is not None)
+        fresh = nn.BatchNorm1d(first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats)
+        norms = [b if b is not None else fresh for b in layers]
         self.eps, self.momentum = first.eps, first.momentum
-        self.weight = nn.Parameter(torch.stack([b.weight.detach() for b in layers]).clone()) if first.affine else None
-        self.bias = nn.Parameter(torch.stack([b.bias.detach() for b in layers]).clone()) if first.affine else None
+        self.weight = nn.Parameter(torch.stack([b.weight.detach() for b in norms]).clone()) if first.affine else None
+        self.bias = nn.Parameter(torch.stack([b.bias.detach() for b in norms]).clone()) if first.affine else None
         if first.track_running_stats:
-            self.register_buffer("running_mean", torch.stack([b.running_mean for b in layers]).clone())  # type: ignore[misc]
-            self.register_buffer("running_var", torch.stack([b.running_var for b in layers]).clone())  # type: ignore[misc]
+            self.register_buffer("running_mean", torch.stack([b.running_mean for b in norms]).clone())  # type: ignore[misc]
+            self.register_buffer("running_var", torch.stack([b.running_var for b in norms]).clone())  # type: ignore[misc]
         else:
             self.running_mean = self.running_var = None  # type: ignore[assignment]
+        # members without a BatchNorm here pass their input through (their BN parameters stay unused)
+        self.register_buffer("use", torch.tensor([b is not None for b in layers]).view(-1, 1, 1))
+        self.everyone = all(b is not None for b in layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, b, f = x.shape
@@ -134,7 +159,8 @@ class StackedBatchNorm(nn.Module):
             self.momentum if self.momentum is not None else 0.1,
             self.eps,
         )
-        return out.reshape(b, k, f).transpose(0, 1)
+        out = out.reshape(b, k, f).transpose(0, 1)
+        return out if self.everyone else torch.where(self.use, out, x)
 
 
 class StackedStandardize(nn.Module):
@@ -218,37 +244,35 @@ def stack(nets: Sequence[nn.Module]) -> StackedNet:
     """Stack K single networks with equal :func:`signature`; raises :class:`Unsupported`."""
     if not nets:
         raise ValueError("a population needs at least one member")
-    signatures = {signature(n) for n in nets}
-    if len(signatures) != 1:
+    if len({signature(n) for n in nets}) != 1:
         raise Unsupported("the members' layer graphs differ")
-    parsed = [_positions(n) for n in nets]
-    count = len(parsed[0][0])
+    parsed = [_slots(n) for n in nets]
     layers: list[nn.Module] = []
     roles: dict[str, str] = {}
-    for i in range(count):
-        column = [leaves[i] for leaves, _ in parsed]
-        first = column[0]
+    for i in range(len(parsed[0])):
+        column = [slots[i] for slots in parsed]
+        first = column[0].layer
         name = str(len(layers))
         if isinstance(first, (nn.Identity, Standardize)):
-            if any(isinstance(m, Standardize) for m in column):
-                width = next(m.mean.numel() for m in column if isinstance(m, Standardize))
-                layers.append(StackedStandardize(column, width))
+            standardized = [c.layer for c in column if isinstance(c.layer, Standardize)]
+            if standardized:
+                layers.append(StackedStandardize([c.layer for c in column], cast(Standardize, standardized[0]).mean.numel()))
         elif isinstance(first, nn.Linear):
-            layer = StackedLinear(column)  # type: ignore[arg-type]
+            layer = StackedLinear([cast(nn.Linear, c.layer) for c in column])
             roles[f"layers.{name}.weight"] = ROLE_WEIGHT
             if layer.bias is not None:
                 roles[f"layers.{name}.bias"] = ROLE_BIAS
             layers.append(layer)
-        elif isinstance(first, nn.BatchNorm1d):
-            bn = StackedBatchNorm(column)  # type: ignore[arg-type]
+        else:  # an activation: the same for every member
+            layers.append(type(first)(**_activation_kwargs(first)))
+        if any(c.norm is not None for c in column):
+            name = str(len(layers))
+            bn = StackedBatchNorm([c.norm for c in column])
             if bn.weight is not None:
                 roles[f"layers.{name}.weight"] = roles[f"layers.{name}.bias"] = ROLE_NORM
             layers.append(bn)
-        else:  # an activation: the same for every member
-            layers.append(type(first)(**_activation_kwargs(first)))
-        keeps = [drops.get(i, 1.0) for _, drops in parsed]
-        if any(k < 1.0 for k in keeps):
-            layers.append(StackedDropout(keeps))
+        if any(c.keep < 1.0 for c in column):
+            layers.append(StackedDropout([c.keep for c in column]))
     return StackedNet(layers, roles, len(nets))
 
 
