@@ -213,7 +213,6 @@ def test_interrupted_and_killed_populations_leave_no_member_running(write_study,
 
     def mid_run() -> bool:
         running = by_state(trials(url), TrialState.RUNNING)
-        print([(t.number, len(t.intermediate_values)) for t in running], flush=True)
         return len(running) == 3 and all(t.intermediate_values for t in running)
 
     for sig, code in ((signal.SIGINT, 130), (signal.SIGKILL, -9)):
