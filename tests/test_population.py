@@ -238,3 +238,22 @@ def test_interrupted_and_killed_populations_leave_no_member_running(write_study,
     assert not by_state(final, TrialState.RUNNING, TrialState.WAITING)
     assert len(by_state(final, TrialState.COMPLETE)) >= 3
     assert sum(1 for t in final if "failed_trial" in t.system_attrs) == 3  # copies with the same parameters
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "tabular-mlp", "toy2d-mlp", "digits-cnn"])
+def test_which_built_in_tasks_stack(name: str) -> None:
+    from hpsearch.study.config import parse_study
+    from hpsearch.study.space import settings_for
+    from hpsearch.tasks import resolve_task
+
+    task = resolve_task(name)
+    config = parse_study(f"study: s\ntask: {name}\ntrials: 1\nmax_epochs: 1\n")
+    data = task.data_for(task.load_data(0), settings_for({}, config, task).options)
+    regs = [Regularization(keep_prob=0.5, input_norm="standardize"), Regularization(batchnorm="before_activation")]
+    singles = [task.build_model(r, settings_for({}, config, task).options, data) for r in regs]
+    if name == "digits-cnn":
+        with pytest.raises(Unsupported):
+            population_of(singles, regs, [0, 1], 64)
+        return
+    pop = population_of(singles, regs, [0, 1], 64)
+    assert pop(data.val[0]).shape[:2] == (2, len(data.val[1]))
