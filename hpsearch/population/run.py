@@ -26,7 +26,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import describe_exception
+from hpsearch.errors import DatabaseFailure, describe_exception
 from hpsearch.population.module import PopulationFeed, PopulationModule, population_of
 from hpsearch.population.stacked import Unsupported
 from hpsearch.run import signals
@@ -156,6 +156,8 @@ def _train_group(members: list[Member], objective: Objective, max_epochs: int) -
     error: Exception | None = None
     try:
         trainer.fit(pop, train_dataloaders=PopulationFeed(data.train, data.val))
+    except DatabaseFailure:  # the run ends with it (see runner._StopAtTarget)
+        raise
     except Exception as exc:  # a failing custom model: every member still training fails with it
         error = exc
     except SystemExit:
