@@ -47,6 +47,7 @@ bench: venv
 	cd scripts/bench && ../../$(PY) scaling.py
 	cd scripts/bench && ../../$(PY) cli_latency.py
 	cd scripts/bench && ../../$(PY) history_quality.py
+	cd scripts/bench && ../../$(PY) population.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -22,6 +22,8 @@ SMOKE = [
     ("scaling.py", ["--workers", "2", "--trials", "4", "--single-trials", "2", "--sleep", "0.1"],
      ["scaling_2_workers_sleep", "scaling_2_workers_bad_trials"]),
     ("history_quality.py", ["--trials", "40", "--bound", "15", "--seeds", "1"], ["history_quality_best_gap"]),
+    ("population.py", ["--seeds", "1", "--trials", "3", "--max-epochs", "1", "--population", "2", "--hyperband-trials", "3"],
+     ["population_speedup", "population_best_acc_gap", "population_hyperband_speedup", "population_hyperband_acc_gap"]),
 ]
 
 

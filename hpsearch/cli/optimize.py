@@ -24,6 +24,14 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
     "worker i uses GPU i mod G. Finished trials end between the target and target + K - 1.",
 )
 @click.option(
+    "--population", type=int,
+    help="Trials each worker trains at once as one vectorized model (stacked weights, one optimizer step "
+    "for all) [default: the file's `population`, else 1]. Every member is still its own trial with its own "
+    "seed, pruning and results; it pays off for small models (the MLP tasks): 1.4-2.5x measured on a busy 2-core CPU, more "
+    "expected on a GPU. Tasks whose models cannot be stacked train one trial at a time. Combine with --workers: "
+    "each of the K workers trains its own population.",
+)
+@click.option(
     "--allow-changes", is_flag=True,
     help="Run even though the file's task, metric, search space, fixed settings, max_epochs or seed differ "
     "from the study's (the change is recorded in the study user attr hpsearch_definition_changes); "
@@ -67,6 +75,7 @@ def optimize(
     timeout: float | None,
     seed: int | None,
     workers: int,
+    population: int | None,
     allow_changes: bool,
     worker_index: int,
     heartbeat: int | None,
@@ -91,12 +100,13 @@ def optimize(
     from hpsearch.store.heartbeat import heartbeat_for
 
     check_workers(workers)
-    definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed)
+    definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed,
+                                population=population)
     beat = heartbeat_for(cli.url, heartbeat, grace, shared=workers > 1 or pool_worker)
     if workers > 1:
         forwarded = {
             "--study-name": study_name, "--trials": trials, "--max-epochs": max_epochs, "--timeout": timeout,
-            "--seed": seed, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
+            "--seed": seed, "--population": population, "--heartbeat": beat.interval if beat else 0, "--grace": grace,
             "--checkpoint-dir": checkpoint_dir, "--quiet": quiet or None,
         }
         sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, quiet, allow_changes))

@@ -73,13 +73,23 @@ class Objective:
             raise
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
+        settings, data, seed = self.prepare(trial)
+        return self.train(trial, settings, data, seed)
+
+    def prepare(self, trial: optuna.Trial) -> tuple[TrialSettings, DataSplits, int]:
+        """Sample the trial's settings and record its seed and worker; returns the settings,
+        the splits it trains on and its seed."""
         config, task = self.definition.config, self.definition.task
-        root = root_trial_number(trial)
-        seed = config.seed + root
+        seed = config.seed + root_trial_number(trial)
         settings = settings_for(suggest(trial, config, task), config, task)
         set_trial_user_attrs(trial, {"seed": seed, "worker": WORKER_ID})
+        return settings, task.data_for(self.data, settings.options), seed
+
+    def train(self, trial: optuna.Trial, settings: TrialSettings, data: DataSplits, seed: int) -> float | list[float]:
+        """Fit the trial's model, record its user attrs; its value, or the exception that
+        makes it PRUNED or FAIL."""
+        root = root_trial_number(trial)
         checkpoint = EpochCheckpoint(self.checkpoints.path_for(root)) if self.checkpoints else None
-        data = task.data_for(self.data, settings.options)
         result = self._fit(trial, settings, data, seed, checkpoint)
         if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)

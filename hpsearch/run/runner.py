@@ -14,7 +14,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import hpsearch
-from hpsearch.errors import ConfigError, DatabaseFailure, HPSearchError
+from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
@@ -22,9 +22,10 @@ from hpsearch.run.identity import check_identity, checkpoint_key
 from hpsearch.run.kept_models import ModelKeeper
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
+from hpsearch.run.trial_loop import fail_own_running, run_trials
 from hpsearch.store.connect import connect
 from hpsearch.store.heartbeat import Heartbeat
-from hpsearch.store.queries import check_database, fail_if_running, finished_trials
+from hpsearch.store.queries import check_database, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.baselines import enqueue_baselines
@@ -77,6 +78,12 @@ class _StopAtTarget:
         self.last_reason: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.check(study, trial):
+            study.stop()
+
+    def check(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Count the finished trial and report progress; whether the run should stop (for
+        trials run through ask/tell, where ``study.stop`` does not apply)."""
         if self.objective is not None and self.objective.fatal:
             raise self.objective.fatal[-1]
         check_database(study)
@@ -89,8 +96,7 @@ class _StopAtTarget:
             self.on_progress(
                 Progress(trial, finished, self.target, best_or_none(study), time.perf_counter() - self.started, self.metric)
             )
-        if finished >= self.target or self.failing or signals.received():
-            study.stop()
+        return bool(finished >= self.target or self.failing or signals.received())
 
     @property
     def failing(self) -> bool:
@@ -161,7 +167,7 @@ def open_study(
     # already there, so its sampler does not replay the first run's proposals; workers started
     # together (same trial count) are told apart by their index.
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
-    study.sampler = build_sampler(config.sampler, sampler_seed)
+    study.sampler = build_sampler(config.sampler, sampler_seed, population=config.population)
     _record_definition(study, definition)
     enqueue_baselines(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
@@ -214,13 +220,13 @@ def run_study(
     try:
         with signals.deferred():
             if finished < target:
-                _optimize(study, objective, stopper, timeout)
+                run_trials(study, objective, stopper, timeout)
                 signals.raise_if_received()
             if heartbeat is not None:
-                settle(study, heartbeat, lambda n: _optimize(study, objective, stopper, None, n_trials=n))
+                settle(study, heartbeat, lambda n: run_trials(study, objective, stopper, None, n_trials=n))
             check_database(study)
     finally:
-        _fail_own_running(study, objective.started)
+        fail_own_running(study, objective.started)
     if stopper.same_failures >= MAX_SAME_FAILURES:
         raise StudyFailingError(f"stopped: the last {stopper.same_failures} trials failed with the same error: {stopper.last_reason}")
     if stopper.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
@@ -234,63 +240,3 @@ def _raise_failing(study: optuna.Study) -> None:
         f"stopped after {MAX_CONSECUTIVE_FAILURES} failed trials in a row; last failure "
         f"(trial {last.number}): {last.user_attrs.get('fail_reason', 'unknown')}"
     )
-
-
-def _optimize(
-    study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None, n_trials: int | None = None
-) -> None:
-    """``study.optimize`` until the stopper stops it (or ``n_trials`` ran); a trial that another
-    worker declared stale while this one still ran it (its heartbeat was late, e.g. during a
-    database outage) makes Optuna raise at tell time: log it and go on with the next trial."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return
-        try:
-            study.optimize(
-                objective,
-                n_trials=n_trials,
-                timeout=remaining,
-                callbacks=[stopper],
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
-            return
-        except optuna.exceptions.UpdateFinishedTrialError as exc:
-            log.warning("a trial of this worker was failed by another worker meanwhile: %s", exc)
-            if signals.received():
-                return
-        except Exception as exc:
-            # Optuna's trial loop can mask a storage failure raised while it finishes a trial
-            # (an UnboundLocalError in its own cleanup): report the database failure itself.
-            cause = _database_failure_in(exc)
-            if cause is None:
-                raise
-            raise cause from None
-
-
-def _database_failure_in(exc: BaseException) -> DatabaseFailure | None:
-    """The ``DatabaseFailure`` in ``exc``'s cause/context chain, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, DatabaseFailure):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _fail_own_running(study: optuna.Study, own: list[int]) -> None:
-    """Safety net: a trial of this process still RUNNING (an interrupt landed between Optuna
-    creating it and running it) is marked FAIL with the reason stored."""
-    for trial_id in own[-1:]:
-        sig = signals.received()
-        reason = str(signals.Interrupted(sig)) if sig is not None else "the worker stopped before the trial ran"
-        try:
-            fail_if_running(study, trial_id, reason)
-        except DatabaseFailure as exc:  # the database itself failed: the caller reports that
-            log.info("could not mark trial %s failed: %s", trial_id, exc)
-        except Exception as exc:  # never mask the original error
-            log.warning("could not mark trial %s failed: %s", trial_id, exc)

@@ -59,16 +59,23 @@ _HISTORY_BOUNDED = ("tpe", "gp")
 KEEP_BEST = 250
 
 
-def build_sampler(cfg: SamplerConfig, seed: int, path: str = "<config>", n_objectives: int = 1) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    cfg: SamplerConfig, seed: int, path: str = "<config>", n_objectives: int = 1, population: int = 1
+) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with the study seed. TPE and GP look at no more than
     ``cfg.max_history`` finished trials (see :mod:`hpsearch.study.history`; 0 = all).
     Constraints reach the samplers that use them (tpe, gp, cmaes) through each trial's
-    ``Trial.set_constraint`` values (Optuna 5; ``constraints_func`` is deprecated there)."""
+    ``Trial.set_constraint`` values (Optuna 5; ``constraints_func`` is deprecated there). With a
+    ``population`` > 1, TPE gets ``constant_liar=True`` unless the file sets it, so the K trials
+    asked at once differ."""
     if "max_history" in cfg.model_fields_set and cfg.type not in _HISTORY_BOUNDED:
         raise ConfigError(f"{path}: sampler.max_history: only the {' and '.join(_HISTORY_BOUNDED)} samplers take it")
     if n_objectives > 1 and cfg.type in _SINGLE_OBJECTIVE:
         raise ConfigError(f"{path}: sampler.type: {cfg.type} handles one objective only; use tpe, gp, random or qmc")
-    sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], cfg.options, {"seed": seed}, path)
+    options = dict(cfg.options)
+    if population > 1 and cfg.type == "tpe":
+        options.setdefault("constant_liar", True)
+    sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], options, {"seed": seed}, path)
     if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
         sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))
     return sampler

@@ -22,6 +22,8 @@ from hpsearch.study.yaml_load import load_yaml, read_study_text, short_repr
 #: Longest study name: the database holds 512 characters, a directory name 255 bytes, and
 #: ``hpsearch verify`` adds ``:verify``.
 MAX_STUDY_NAME = 200
+#: Largest ``population``: members trained at once by one worker (memory grows linearly with it).
+MAX_POPULATION = 1024
 
 
 def check_study_name(name: str) -> str:
@@ -133,6 +135,8 @@ class StudyConfig(_Strict):
     trials: int = Field(gt=0)
     max_epochs: int = Field(gt=0)
     seed: int = 0
+    # Trials trained at once as one vectorized model (hpsearch.population); 1 = one at a time.
+    population: int = Field(default=1, ge=1, le=MAX_POPULATION)
     sampler: SamplerConfig = SamplerConfig()
     pruner: PrunerConfig = PrunerConfig()
     search: dict[str, SearchValue] = Field(default_factory=dict)

@@ -5,8 +5,9 @@ study), constraints, baselines, search space, fixed settings, ``max_epochs`` and
 flat key per setting (``search.weight_decay.high``). It is stored
 when a study is created; a later run with a file whose fingerprint differs would add trials of
 another experiment to the study, so it is refused unless the user explicitly allows it.
-``trials``, timeouts and the sampler/pruner options are not part of it: they change how the
-search proceeds, not what a trial measures.
+``trials``, timeouts, ``population`` and the sampler/pruner options are not part of it: they
+change how the search proceeds, not what a trial measures (a population member trains exactly
+as the same trial alone would, see :mod:`hpsearch.population`).
 """
 
 from __future__ import annotations
