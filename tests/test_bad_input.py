@@ -147,6 +147,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert not (tmp_path / "hpsearch.db").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["malformed-yaml", "unknown-parameter", "unreachable-postgres"])
 def test_bad_input_in_a_real_process(tmp_path: Path, case: str) -> None:
     text, args, expected = next(c[1:] for c in CASES if c[0] == case)

@@ -27,6 +27,7 @@ SMOKE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("script", "args", "names"), SMOKE, ids=[s[0] for s in SMOKE])
 def test_benchmark_smoke(script: str, args: list[str], names: list[str], request: pytest.FixtureRequest) -> None:
     if script == "scaling.py":

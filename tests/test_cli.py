@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import OPTUNA, cli_env, run_cli
@@ -15,6 +16,7 @@ from conftest import OPTUNA, cli_env, run_cli
 from hpsearch.cli import main
 
 
+@pytest.mark.slow
 def test_optimize_end_to_end_read_back_by_optuna_cli(write_study, tmp_path: Path) -> None:
     path = write_study()
     proc = run_cli("--log-file", "run.log", "optimize", str(path), cwd=tmp_path)
@@ -44,6 +46,7 @@ def test_optimize_end_to_end_read_back_by_optuna_cli(write_study, tmp_path: Path
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
 
 
+@pytest.mark.slow
 def test_interrupted_study_runs_only_the_rest(write_study, sqlite_url: str, tmp_path: Path) -> None:
     path = write_study()
     assert run_cli("optimize", str(path), "--trials", "1", "--storage", sqlite_url, cwd=tmp_path).returncode == 0
@@ -53,6 +56,7 @@ def test_interrupted_study_runs_only_the_rest(write_study, sqlite_url: str, tmp_
     assert len(optuna.load_study(study_name="tiny", storage=sqlite_url).trials) == 3
 
 
+@pytest.mark.slow
 def test_storage_from_environment_and_overrides(write_study, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.db'}"
     proc = run_cli("optimize", str(write_study()), "--study-name", "renamed", "--trials", "1", "--max-epochs", "1", "--seed", "7",
@@ -62,6 +66,7 @@ def test_storage_from_environment_and_overrides(write_study, tmp_path: Path) -> 
     assert len(study.trials) == 1 and study.trials[0].user_attrs["epochs"] == 1 and study.trials[0].user_attrs["seed"] == 7
 
 
+@pytest.mark.slow
 def test_studies_and_best_commands(write_study, sqlite_url: str, tmp_path: Path) -> None:
     assert run_cli("optimize", str(write_study()), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
     runner = CliRunner()

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import pytest
 from conftest import run_cli
 from faults import FINISHED, SLOW_STUDY, by_state, finish, in_fit, kill_all, start, trials, wait_for
 from optuna.trial import TrialState
@@ -56,6 +57,7 @@ def test_sigkill_mid_trial_is_retried_with_same_params_and_resumes_from_checkpoi
     print(f"\nSIGKILL recovery (kill -> retried trial running, heartbeat 1 s, grace 2 s): {recovery:.1f} s")
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_fail_the_running_trial_and_a_rerun_continues(sqlite_url, write_study) -> None:
     study = write_study(**SLOW_STUDY, trials=2)
     # SIGINT to a single worker inside Lightning's fit

@@ -115,6 +115,7 @@ def three_studies(tmp_path: Path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_delete_removes_the_study_and_its_linked_studies(three_studies: str, tmp_path: Path) -> None:
     url = three_studies
     refused = run_cli("delete", "exp", "--storage", url, cwd=tmp_path)  # stdin is not a terminal

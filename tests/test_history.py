@@ -96,6 +96,7 @@ def test_a_short_study_samples_exactly_like_plain_tpe() -> None:
     assert [t.params for t in plain.trials] == [t.params for t in bounded.trials]
 
 
+@pytest.mark.slow
 def test_tpe_with_hyperband_runs_past_the_bound_on_sqlite(tmp_path: Any) -> None:
     sampler = BoundedHistorySampler(optuna.samplers.TPESampler(seed=0, n_startup_trials=5), max_trials=15, keep_best=5)
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'h.db'}", sampler=sampler,

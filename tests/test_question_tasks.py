@@ -215,6 +215,7 @@ def triplet_task(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     return resolve_task("digits-triplet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frozen", [0, 2, 3])
 def test_frozen_layers_get_no_gradient_and_head_lr_is_multiplied(triplet_task, frozen: int) -> None:
     task = triplet_task

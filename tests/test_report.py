@@ -32,6 +32,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return url, tmp
 
 
+@pytest.mark.slow
 def test_report_sections_figures_and_summary(synthetic: tuple[str, Path]) -> None:
     url, tmp = synthetic
     result = build_report("syn", url, tmp / "out")
@@ -64,6 +65,7 @@ def test_report_sections_figures_and_summary(synthetic: tuple[str, Path]) -> Non
     assert html.count("<section ") == 7 and "plotly" in html and "<script src=" not in html
 
 
+@pytest.mark.slow
 def test_report_cli_prints_summary_and_handles_bad_input(synthetic: tuple[str, Path]) -> None:
     url, tmp = synthetic
     proc = run_cli("report", "syn", "--storage", url, "--out", str(tmp / "cli"), cwd=tmp)
@@ -77,6 +79,7 @@ def test_report_cli_prints_summary_and_handles_bad_input(synthetic: tuple[str, P
     assert bad_out.returncode == 2 and len(bad_out.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_importances_on_few_complete_trials_are_flagged_unreliable(tmp_path: Path) -> None:
     from hpsearch.analysis.report.importance import MIN_TRIALS_FOR_IMPORTANCE
 
@@ -137,6 +140,7 @@ def test_best_yaml_pastes_into_a_study_file_and_json_contract_kept(synthetic: tu
     assert config.fixed == as_json["params"] and config.search == {}
 
 
+@pytest.mark.slow
 def test_dashboard_guards_warn_off_loopback_and_fail_cleanly(synthetic: tuple[str, Path]) -> None:
     url, tmp = synthetic
     # 192.0.2.1 (TEST-NET-1) is never a local address: the warning comes, then a clean bind error.
@@ -160,6 +164,7 @@ def test_report_on_trials_without_curves_or_gaps(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "param_learning_rate.png").exists() and "best trial #2" in result.text
 
 
+@pytest.mark.slow
 def test_report_draws_decision_boundaries_for_a_2d_study(tmp_path: Path) -> None:
     from hpsearch.api import load_study_file, optimize
 

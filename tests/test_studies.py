@@ -42,6 +42,7 @@ def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: P
     assert all(t.user_attrs[metric] is not None for t in trials if t.state == TrialState.COMPLETE)
 
 
+@pytest.mark.slow
 def test_seq2seq_study_via_cli_prints_the_seasonal_baseline(sqlite_url: str, tmp_path: Path) -> None:
     proc = run_cli(
         "optimize", str(STUDIES / "seq2seq-dropout-l2.yaml"), "--trials", "2", "--max-epochs", "1", "--storage", sqlite_url
@@ -53,6 +54,7 @@ def test_seq2seq_study_via_cli_prints_the_seasonal_baseline(sqlite_url: str, tmp
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
 
 
+@pytest.mark.slow
 def test_plot_boundaries_writes_one_png_per_dataset(sqlite_url: str, tmp_path: Path) -> None:
     study_file = hpsearch.load_study_file(STUDIES / "activations.yaml", trials=3, max_epochs=2, study="act-tiny")
     study = hpsearch.optimize(study_file, storage=sqlite_url)
@@ -71,6 +73,7 @@ def test_plot_boundaries_writes_one_png_per_dataset(sqlite_url: str, tmp_path: P
             assert float(line.rsplit("(", 1)[1].rstrip(")")) == pytest.approx(stored[number], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_plot_boundaries_refuses_a_study_without_2d_data(write_study, sqlite_url: str, tmp_path: Path) -> None:
     hpsearch.optimize(hpsearch.load_study_file(write_study(), trials=1, max_epochs=1), storage=sqlite_url)
     proc = run_cli("plot-boundaries", "tiny", "--out", str(tmp_path / "p"), "--storage", sqlite_url)

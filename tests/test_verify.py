@@ -30,6 +30,7 @@ def _stored(url: str, name: str) -> dict[int, dict[int, float]]:
     return out
 
 
+@pytest.mark.slow
 def test_verify_cli_stats_match_stored_runs_and_rerun_skips(write_study, sqlite_url: str, tmp_path: Path) -> None:
     path = write_study(trials=4, max_epochs=2)
     assert run_cli("optimize", str(path), "--storage", sqlite_url, cwd=tmp_path).returncode == 0

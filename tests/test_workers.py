@@ -48,6 +48,7 @@ def test_worker_env_assigns_gpus_threads_and_passes_the_url_outside_argv() -> No
     assert not any("topsecret" in a for a in argv)
 
 
+@pytest.mark.slow
 def test_sqlite_with_four_workers_is_not_locked(sqlite_url, write_study) -> None:
     # 40 epochs (~0.3 s) per trial, so that the study outlasts the workers' staggered start-up
     # and all four write to the file at once (with 1 epoch the first worker could finish all 12
