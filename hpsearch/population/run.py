@@ -31,7 +31,7 @@ from hpsearch.population.module import PopulationFeed, PopulationModule, populat
 from hpsearch.population.stacked import Unsupported
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
-from hpsearch.run.training import quiet_lightning
+from hpsearch.run.training import fit_catching, quiet_lightning
 from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, set_trial_user_attrs, trial_id
 from hpsearch.study.meta import metric_key, train_metric
 from hpsearch.study.space import TrialSettings
@@ -153,18 +153,8 @@ def _train_group(members: list[Member], objective: Objective, max_epochs: int) -
         enable_progress_bar=False, enable_model_summary=False,
         callbacks=[_MemberReports(members, objective, data, started)],
     )
-    error: Exception | None = None
-    try:
-        trainer.fit(pop, train_dataloaders=PopulationFeed(data.train, data.val))
-    except DatabaseFailure:  # the run ends with it (see runner._StopAtTarget)
-        raise
-    except Exception as exc:  # a failing custom model: every member still training fails with it
-        error = exc
-    except SystemExit:
-        if trainer.interrupted:
-            signals.reinstall_sigint()
-            raise signals.interruption() from None
-        raise
+    # A failing custom model fails every member still training; a database failure ends the run.
+    error = fit_catching(trainer, pop, PopulationFeed(data.train, data.val), reraise=(DatabaseFailure,))
     alive = [members[s.index] for s in pop.members]
     if alive:
         if error is None:

@@ -97,19 +97,7 @@ def fit(
     )
     train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
     started = time.perf_counter()
-    error: Exception | None = None
-    try:
-        trainer.fit(model, train_dataloaders=EpochFeed(train, data.val), ckpt_path=ckpt_path)
-    except Exception as exc:  # pruning, non-finite loss, a failing custom model
-        error = exc
-    except SystemExit:
-        # Lightning turns Ctrl-C (or our SIGTERM handler's Interrupted) inside fit() into
-        # sys.exit(1) after ignoring SIGINT; give the caller the interrupt instead, so the trial
-        # is failed and the process can exit 130 / 143.
-        if trainer.interrupted:
-            signals.reinstall_sigint()
-            raise signals.interruption() from None
-        raise
+    error = fit_catching(trainer, model, EpochFeed(train, data.val), ckpt_path=ckpt_path)  # pruning, NaN loss...
     return FitResult(
         model=model,
         metrics=dict(model.val_metrics),
@@ -126,3 +114,26 @@ def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[
     """The model's metrics on a whole split (moved to the model's device), see
     :meth:`RegularizedModule.score`."""
     return model.score(to_device(split[0], model.device), split[1].to(model.device))
+
+
+def fit_catching(
+    trainer: pl.Trainer, module: pl.LightningModule, feed: Any, ckpt_path: str | None = None,
+    reraise: tuple[type[Exception], ...] = (),
+) -> Exception | None:
+    """``trainer.fit(module, feed)``; returns the exception the fit ended with (pruning, a
+    non-finite loss, a failing custom model), None when it finished, and raises those in
+    ``reraise``. Lightning turns Ctrl-C (or our SIGTERM handler's Interrupted) inside fit into
+    ``sys.exit(1)`` after ignoring SIGINT; the caller gets the interrupt instead, so the trial is
+    failed and the process can exit 130 / 143."""
+    try:
+        trainer.fit(module, train_dataloaders=feed, ckpt_path=ckpt_path)
+    except reraise:
+        raise
+    except Exception as exc:
+        return exc
+    except SystemExit:
+        if trainer.interrupted:
+            signals.reinstall_sigint()
+            raise signals.interruption() from None
+        raise
+    return None
