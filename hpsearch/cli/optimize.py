@@ -27,8 +27,8 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
     "--population", type=int,
     help="Trials each worker trains at once as one vectorized model (stacked weights, one optimizer step "
     "for all) [default: the file's `population`, else 1]. Every member is still its own trial with its own "
-    "seed, pruning and results; it pays off for small models (the MLP tasks): 1.4-2.5x measured on a busy 2-core CPU, more "
-    "expected on a GPU. Tasks whose models cannot be stacked train one trial at a time. Combine with --workers: "
+    "seed, pruning and results; it pays off for small models (the MLP tasks), most on a GPU. Tasks whose "
+    "models cannot be stacked, and studies with several objectives, constraints or baselines, train one trial at a time. Combine with --workers: "
     "each of the K workers trains its own population.",
 )
 @click.option(
