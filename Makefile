@@ -27,7 +27,7 @@ quickstart: venv
 TEST_JOBS ?= 2
 
 test: venv
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal --durations=25
 
 # The inner loop: everything but the tests marked slow (make test and CI run them all).
 test-fast: venv

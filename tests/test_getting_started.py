@@ -70,7 +70,7 @@ def test_builtin_study_by_name_from_an_empty_directory_and_a_path_wins(tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert sorted(optuna.get_all_study_names(f"sqlite:///{empty / 'hpsearch.db'}")) == ["mine", "quickstart"]
     missing = run_cli("optimize", "no-such-study", cwd=empty)
-    assert missing.returncode == 2 and "built-in studies: activations," in missing.stderr
+    assert missing.returncode == 2 and "built-in studies: accuracy-vs-overfitting, activations," in missing.stderr
 
 
 def test_examples_lists_every_builtin_study_with_its_question(tmp_path: Path) -> None:
