@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS, SINGLE_INPUT_BATCHNORM
+from hpsearch.sgdw import SGDW
 
 __all__ = [
     "Regularization",
@@ -151,46 +152,18 @@ def parameter_groups(
         {"name": "decay", "params": decayed, "weight_decay": decay},
         {"name": "no_decay", "params": plain, "weight_decay": 0.0},
     ]
-    extra: list[dict[str, Any]] = []
-    for g in extra_groups:
-        if "weight_decay" in g:
-            extra.append(g)
-            continue
-        params = list(g["params"])
-        name = str(g.get("name", "extra"))
-        extra.append({**g, "name": name, "params": [p for p in params if id(p) in in_scope], "weight_decay": decay})
-        extra.append({**g, "name": f"{name}_no_decay", "params": [p for p in params if id(p) not in in_scope],
-                      "weight_decay": 0.0})
+    extra = [h for g in extra_groups for h in _scoped_group(g, in_scope, decay)]
     return [g for g in groups + extra if g["params"]]
 
 
-class SGDW(torch.optim.SGD):
-    """SGD (with momentum) and decoupled weight decay, as in Loshchilov & Hutter's SGDW: each step
-    ``p <- p - lr·λ·p`` is applied to the parameter apart from the gradient step, so the decay
-    never enters the momentum buffer. A group's ``weight_decay`` is that λ (PyTorch's own SGD
-    would add λ·p to the gradient instead: coupled L2)."""
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """One step: the decoupled decay of every parameter with a gradient, then plain SGD."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        decays = [group["weight_decay"] for group in self.param_groups]
-        for group in self.param_groups:
-            lam = group["weight_decay"]
-            if lam:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.mul_(1.0 - group["lr"] * lam)
-            group["weight_decay"] = 0.0
-        try:
-            super().step()
-        finally:
-            for group, lam in zip(self.param_groups, decays):
-                group["weight_decay"] = lam
-        return loss
+def _scoped_group(group: dict[str, Any], in_scope: set[int], decay: float) -> list[dict[str, Any]]:
+    """A custom group as is when it sets ``weight_decay``, else split by scope: ``NAME`` with
+    the in-scope parameters (decayed by ``decay``), ``NAME_no_decay`` with the others."""
+    if "weight_decay" in group:
+        return [group]
+    params, name = list(group["params"]), str(group.get("name", "extra"))
+    return [{**group, "name": name, "params": [p for p in params if id(p) in in_scope], "weight_decay": decay},
+            {**group, "name": f"{name}_no_decay", "params": [p for p in params if id(p) not in in_scope], "weight_decay": 0.0}]
 
 
 def make_optimizer(
@@ -206,7 +179,12 @@ def make_optimizer(
     is :class:`SGDW` with ``reg.momentum``. (``l2_mode: loss`` puts λ·Σw²/2 in the loss instead,
     which for SGD is classic coupled L2 and for Adam is scaled by the adaptive step.)
     """
-    groups = parameter_groups(model, reg) if groups is None else groups
+    if groups is None:
+        groups = parameter_groups(model, reg)
+    else:  # a group without weight_decay gets exactly what its scope says (never AdamW's 0.01)
+        in_scope = {id(p) for p in scoped_parameters(model, reg.l2_scope)}
+        decay = reg.weight_decay if reg.l2_mode == "decoupled" else 0.0
+        groups = [h for g in groups for h in _scoped_group(dict(g), in_scope, decay) if h["params"]]
     lr = reg.learning_rate
     if reg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
@@ -215,14 +193,16 @@ def make_optimizer(
     return SGDW(groups, lr=lr, momentum=reg.momentum)  # "sgd" (reg is validated)
 
 
-def decay_shrinkage(reg: Regularization, steps: int) -> float | None:
+def decay_shrinkage(reg: Regularization, steps: int, groups: Iterable[dict[str, Any]] = ()) -> float | None:
     """Total decoupled decay of a run: lr·λ·steps (with ``p <- p - lr·λ·p`` per step the
-    weights shrink by a factor (1 - lr·λ)^steps ≈ exp(-lr·λ·steps) apart from the gradient);
-    ``None`` for ``l2_mode: loss``, where the decay is not a fixed factor. Values far below
-    ~0.01 mean the decay cannot have changed the model."""
+    weights shrink by a factor (1 - lr·λ)^steps ≈ exp(-lr·λ·steps) apart from the gradient),
+    with each optimizer group's own lr and λ when ``groups`` are given (the largest over the
+    groups); ``None`` for ``l2_mode: loss``, where the decay is not a fixed factor. Values far
+    below ~0.01 mean the decay cannot have changed the model."""
     if reg.l2_mode != "decoupled":
         return None
-    return reg.learning_rate * reg.weight_decay * steps
+    rates = [float(g.get("lr", reg.learning_rate)) * float(g.get("weight_decay", 0.0)) for g in groups]
+    return max(rates, default=reg.learning_rate * reg.weight_decay) * steps
 
 
 def activation(name: str) -> nn.Module:

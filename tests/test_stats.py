@@ -10,7 +10,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from scipy import stats
 
-from hpsearch.analysis.stats import compare_with_best, holm, paired_test, permutation_test, sign_test, summarize
+from hpsearch.analysis.compare import compare_with_best, paired_test
+from hpsearch.analysis.stats import holm, permutation_test, sign_test, summarize
 from hpsearch.analysis.verify import ConfigStats, top_configs
 from hpsearch.params import same_model_key
 

@@ -141,3 +141,67 @@ def test_verify_refuses_a_definition_other_than_the_searched_one(write_study, sq
     monkeypatch.setenv("HPSEARCH_CAP_EPOCHS", "1")
     with pytest.raises(ConfigError, match=r"max_epochs: 2 -> 1.*HPSEARCH_CAP_EPOCHS"):
         run_verify("tiny", sqlite_url, top=1, seeds=1)
+
+
+def _one_trial(write_study, sqlite_url: str, **changes: object) -> tuple[object, optuna.trial.FrozenTrial]:
+    """A one-trial study run for real; its definition and trial."""
+    definition = load_study_file(write_study(trials=1, **changes))
+    run_study(definition, sqlite_url)
+    return definition, optuna.load_study(study_name="tiny", storage=sqlite_url).trials[0]
+
+
+@pytest.mark.slow
+def test_verify_retrains_and_scores_on_the_dataset_the_trial_searched(write_study, sqlite_url: str) -> None:
+    """``fixed: {dataset: xor}``: a retrain at the trial's seed reproduces the trial's validation
+    value exactly (same data, same model), and verify's test value is the xor test score."""
+    from hpsearch.analysis.retrain import retrain
+    from hpsearch.run.training import evaluate, fit
+    from hpsearch.study.space import settings_for
+
+    definition, trial = _one_trial(write_study, sqlite_url, task="toy2d-mlp", max_epochs=15, search={
+        "learning_rate": {"low": 1e-2, "high": 5e-2, "log": True}}, fixed={"dataset": "xor", "width": 6})
+    again = retrain(definition, trial.params, seed=trial.user_attrs["seed"], data_seed=0)
+    assert again.error is None and again.val_value == trial.value
+
+    result = run_verify("tiny", sqlite_url, top=1, seeds=1)
+    seed = result.configs[0].seeds[0]
+    settings = settings_for(trial.params, definition.config, definition.task)
+    xor = definition.task.load_data(0).info["variants"]["xor"]
+    model = fit(definition.task, settings, xor, max_epochs=15, seed=seed).model
+    assert result.configs[0].values == [evaluate(model, xor.test)["acc"]]
+    moons = definition.task.load_data(0)
+    assert evaluate(model, xor.test)["acc"] != evaluate(model, moons.test)["acc"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, fixed", [
+    ("tabular-mlp", {"dataset": "wine", "hidden_units": 8, "hidden_layers": 1}),
+    ("digits-bn", {"placement": "two_input/after_concat", "channels": 4, "hidden_units": 16}),
+])
+def test_every_task_variant_retrains(write_study, sqlite_url: str, task: str, fixed: dict) -> None:
+    _one_trial(write_study, sqlite_url, task=task, max_epochs=1, search={"learning_rate": {"low": 1e-3, "high": 1e-2}},
+               fixed={**fixed, "batch_size": 64})
+    result = run_verify("tiny", sqlite_url, top=1, seeds=1)
+    assert result.ran == 1 and result.configs[0].n == 1, _fail_reasons(sqlite_url)
+
+
+def _fail_reasons(url: str) -> list[str]:
+    vstudy = optuna.load_study(study_name="tiny:verify", storage=url)
+    return [t.user_attrs.get("fail_reason", "") for t in vstudy.trials]
+
+
+@pytest.mark.slow
+def test_a_failed_retrain_is_stored_with_its_real_reason(write_study, sqlite_url: str) -> None:
+    from dataclasses import replace
+
+    from hpsearch.analysis.retrain import retrain
+
+    definition, trial = _one_trial(write_study, sqlite_url, max_epochs=1)
+
+    def broken(reg, options, data):
+        raise RuntimeError("the model builder is broken")
+
+    broken_def = replace(definition, task=replace(definition.task, build_model=broken))
+    outcome = retrain(broken_def, trial.params, seed=1, data_seed=0)
+    assert outcome.value is None and "the model builder is broken" in (outcome.error or "")
+    assert "interrupted" not in (outcome.error or "")

@@ -1,26 +1,55 @@
 """Statistics over seeds: mean, standard deviation and a t-distribution confidence interval of
-one configuration; paired comparisons of configurations run on the same seeds (paired t-test
-with the CI of the mean difference, an exact sign test and an exact or Monte-Carlo sign-flip
-permutation test beside it) and Holm's adjustment when several comparisons are made.
+one configuration; the exact sign test and sign-flip permutation test of paired differences;
+Holm's step-down adjustment with intervals that agree with it; what n seeds can show.
 
-Degenerate variance is reported as undefined, never as a certainty: a zero standard deviation
-gives no confidence interval (not ``[m, m]``), and a paired difference that is the same on every
-seed gives no t statistic (not ``t = inf, p = 0``); the exact tests still apply there.
+One rule decides "no spread" everywhere: values whose range is within a tolerance scaled to the
+data (:func:`tolerance`, ``1e-9 ×`` their largest magnitude) do not vary. Test accuracies are
+k/N, so (k+1)/N − k/N is 1/N only up to rounding; exact float equality would call such a
+difference constant on some seeds and give ``t = 1e14`` on others. Degenerate variance is
+reported as undefined, never as a certainty: no interval (not ``[m, m]``), no t statistic (not
+``t = inf, p = 0``). Non-finite values are refused before any statistic.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Sequence
 
 CONFIDENCE = 0.95
+#: Relative tolerance of "equal": far above float rounding (1e-16), far below any real
+#: difference of test metrics (one example in a million is 1e-6).
+RELATIVE_TOLERANCE = 1e-9
 #: Up to this many paired seeds the permutation test enumerates all 2^n sign flips (exact).
 EXACT_PERMUTATION_MAX = 16
 #: Sign flips drawn (fixed seed, reproducible) for a Monte-Carlo permutation test beyond that.
 PERMUTATION_DRAWS = 20_000
+
+
+class NonFiniteScoreError(ValueError):
+    """A NaN or infinite value was handed to a statistic: never a seed's score."""
+
+
+def check_finite(values: Sequence[float], what: str = "score") -> list[float]:
+    """``values`` as floats; :class:`NonFiniteScoreError` naming the first NaN/inf."""
+    out = [float(v) for v in values]
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise NonFiniteScoreError(f"{what} #{i + 1} is {v!r}: a non-finite result is never a seed's score; "
+                                      "fail that run instead of scoring it")
+    return out
+
+
+def tolerance(*groups: Sequence[float]) -> float:
+    """The absolute tolerance below which values of these groups count as equal."""
+    return RELATIVE_TOLERANCE * max((abs(v) for g in groups for v in g), default=0.0)
+
+
+def is_constant(values: Sequence[float], tol: float) -> bool:
+    """True when ``values`` span no more than ``tol`` (no spread to estimate)."""
+    return not values or max(values) - min(values) <= tol
 
 
 class Summary(NamedTuple):
@@ -34,21 +63,41 @@ class Summary(NamedTuple):
     ci_high: float | None
 
 
-def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
-    """:class:`Summary` of ``values`` with scipy's ``t.interval`` for the interval."""
+def t_interval(mean: float, std: float, n: int, confidence: float) -> tuple[float, float]:
+    """The t interval ``mean ± t_{(1+c)/2, n-1}·std/√n``."""
     from scipy import stats
 
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
+    return float(low), float(high)
+
+
+def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
+    """:class:`Summary` of ``values`` (finite; see :func:`check_finite`)."""
+    values = check_finite(values)
     n = len(values)
     if n == 0:
         return Summary(None, None, None, None)
-    mean = math.fsum(values) / n
+    mean = values[0] if len(set(values)) == 1 else math.fsum(values) / n
     if n == 1:
         return Summary(mean, None, None, None)
+    if is_constant(values, tolerance(values)):
+        return Summary(mean, 0.0, None, None)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    if std == 0.0:
-        return Summary(mean, std, None, None)
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
-    return Summary(mean, std, float(low), float(high))
+    return Summary(mean, std, *t_interval(mean, std, n, confidence))
+
+
+def paired_differences(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """``a[i] − b[i]`` with rounding noise removed: a difference within :func:`tolerance` of
+    the scores is 0, and differences that are equal within it are made exactly equal (their mean)."""
+    a, b = check_finite(a), check_finite(b)
+    if len(a) != len(b):
+        raise ValueError(f"paired differences need as many values on each side, got {len(a)} and {len(b)}")
+    tol = tolerance(a, b)
+    diffs = [0.0 if abs(x - y) <= tol else x - y for x, y in zip(a, b)]
+    if diffs and is_constant(diffs, tol):
+        mean = math.fsum(diffs) / len(diffs)
+        diffs = [0.0 if abs(mean) <= tol else mean] * len(diffs)
+    return diffs
 
 
 def sign_test(differences: Sequence[float]) -> float | None:
@@ -56,7 +105,7 @@ def sign_test(differences: Sequence[float]) -> float | None:
     the non-zero ones); ``None`` when every difference is zero."""
     from scipy import stats
 
-    nonzero = [d for d in differences if d != 0]
+    nonzero = [d for d in check_finite(differences, "difference") if d != 0]
     if not nonzero:
         return None
     return float(stats.binomtest(sum(d > 0 for d in nonzero), len(nonzero), 0.5).pvalue)
@@ -67,23 +116,47 @@ def permutation_test(differences: Sequence[float], draws: int = PERMUTATION_DRAW
     assignments whose |mean| is at least the observed one. Exact (all 2^n flips) up to
     :data:`EXACT_PERMUTATION_MAX` pairs, else Monte Carlo with ``draws`` flips (p = (k+1)/(draws+1)).
     ``None`` when every difference is zero."""
-    d = [float(x) for x in differences]
+    d = check_finite(differences, "difference")
     n = len(d)
     if n == 0 or all(x == 0 for x in d):
         return None
-    observed = abs(math.fsum(d)) * (1 - 1e-12)  # tolerate rounding in the re-summed flips
+    import numpy as np
+
+    observed = abs(math.fsum(d)) * (1 - 1e-9)  # tolerate rounding in the re-summed flips
     if n <= EXACT_PERMUTATION_MAX:
-        hits = sum(abs(math.fsum(s * x for s, x in zip(signs, d))) >= observed
-                   for signs in itertools.product((1, -1), repeat=n))
+        hits = int((np.abs(_all_signs(n) @ np.array(d)) >= observed).sum())
         return hits / 2**n
     rng = random.Random(seed)
     hits = sum(abs(math.fsum(x if rng.random() < 0.5 else -x for x in d)) >= observed for _ in range(draws))
     return (hits + 1) / (draws + 1)
 
 
+@functools.lru_cache(maxsize=EXACT_PERMUTATION_MAX)
+def _all_signs(n: int) -> Any:
+    """Every assignment of ±1 to ``n`` pairs, one per row (2^n × n)."""
+    import numpy as np
+
+    return np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+
+
+def smallest_exact_p(n: int) -> float:
+    """The smallest two-sided p the exact sign-flip (and sign) test can give with ``n`` pairs:
+    2/2ⁿ (all differences of one sign)."""
+    return min(1.0, 2.0 / 2**n)
+
+
+def seeds_to_reach(alpha: float, comparisons: int = 1) -> int:
+    """The fewest seeds with which the exact tests can reach ``alpha`` on every one of
+    ``comparisons`` Holm-adjusted comparisons (the first Holm step multiplies p by their number)."""
+    n = 1
+    while max(comparisons, 1) * smallest_exact_p(n) >= alpha:
+        n += 1
+    return n
+
+
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order;
-    ``None`` entries stay ``None`` and do not count as comparisons."""
+    ``None`` entries (undefined tests) stay ``None`` and do not count as comparisons."""
     indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
     m = len(indexed)
     out: list[float | None] = [None] * len(p_values)
@@ -94,118 +167,18 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-@dataclass(frozen=True)
-class PairedTest:
-    """The best configuration (rank 1) vs another one (``other_rank``) over the seeds both have.
-
-    ``mean_difference`` is best − other in the metric's units with its paired-t confidence
-    interval; ``t_statistic``/``p_value`` are the paired t-test (``None`` when the difference
-    does not vary over seeds: undefined, not infinite); ``sign_p`` the exact sign test,
-    ``permutation_p`` the sign-flip permutation test; ``p_adjusted`` the Holm-adjusted p of the
-    test the verdict uses (the t-test, or the permutation test where t is undefined) across all
-    comparisons of the best with the others.
-    """
-
-    seeds: int
-    mean_difference: float | None  # best − other, in the metric's units
-    t_statistic: float | None
-    p_value: float | None
-    best_beats_runner_up: bool
-    verdict: str
-    other_rank: int = 2
-    ci_low: float | None = None
-    ci_high: float | None = None
-    sign_p: float | None = None
-    permutation_p: float | None = None
-    p_adjusted: float | None = None
-    comparisons: int = 1
-
-
-class SeedRuns(Protocol):
-    """Results of one configuration: ``values[i]`` was measured with ``seeds[i]``."""
-
-    @property
-    def seeds(self) -> Sequence[int]: ...
-
-    @property
-    def values(self) -> Sequence[float]: ...
-
-
-def _paired_values(best: SeedRuns, other: SeedRuns) -> tuple[list[float], list[float]]:
-    a = dict(zip(best.seeds, best.values))
-    b = dict(zip(other.seeds, other.values))
-    common = sorted(set(a) & set(b))
-    return [a[s] for s in common], [b[s] for s in common]
-
-
-def _raw_test(xa: list[float], xb: list[float], confidence: float) -> PairedTest:
-    """The unadjusted statistics of one paired comparison (verdict filled in by the caller)."""
-    from scipy import stats
-
-    n = len(xa)
-    if n < 2:
-        return PairedTest(n, None, None, None, False, "too few common seeds for a paired test")
-    diffs = [x - y for x, y in zip(xa, xb)]
-    mean = math.fsum(diffs) / n
-    sign_p, perm_p = sign_test(diffs), permutation_test(diffs)
-    if all(d == 0 for d in diffs):
-        return PairedTest(n, 0.0, None, None, False, "identical results on every seed", sign_p=sign_p, permutation_p=perm_p)
-    if all(d == diffs[0] for d in diffs):  # constant difference: zero variance, t undefined
-        return PairedTest(n, mean, None, None, False, "", sign_p=sign_p, permutation_p=perm_p)
-    res = stats.ttest_rel(xa, xb)
-    ci = summarize(diffs, confidence)  # the paired t interval: mean ± t·sd/√n of the differences
-    return PairedTest(n, mean, float(res.statistic), float(res.pvalue), False, "", ci_low=ci.ci_low,
-                      ci_high=ci.ci_high, sign_p=sign_p, permutation_p=perm_p)
-
-
-def _decision_p(test: PairedTest) -> float | None:
-    """The p the verdict rests on: the t-test's, or the permutation test's where t is undefined."""
-    if test.mean_difference in (None, 0.0):
-        return None
-    return test.p_value if test.p_value is not None else test.permutation_p
-
-
-def compare_with_best(runs: Sequence[SeedRuns], maximize: bool, confidence: float = CONFIDENCE) -> list[PairedTest]:
-    """Paired comparisons of ``runs[0]`` (the best) with each of ``runs[1:]``, Holm-adjusted
-    across them; a verdict per comparison generated from the numbers only."""
-    alpha = 1 - confidence
-    raw = [_raw_test(*_paired_values(runs[0], other), confidence) for other in runs[1:]]
-    adjusted = holm([_decision_p(t) for t in raw])
-    m = sum(p is not None for p in adjusted)
-    out = []
-    for rank, (test, p_adj) in enumerate(zip(raw, adjusted), start=2):
-        verdict = test.verdict or _verdict(test, p_adj, m, maximize, alpha, rank)
-        better = test.mean_difference is not None and (test.mean_difference > 0 if maximize else test.mean_difference < 0)
-        beats = bool(better and p_adj is not None and p_adj < alpha)
-        out.append(PairedTest(test.seeds, test.mean_difference, test.t_statistic, test.p_value, beats, verdict, rank,
-                              test.ci_low, test.ci_high, test.sign_p, test.permutation_p, p_adj, max(m, 1)))
+def holm_alphas(p_values: Sequence[float | None], alpha: float) -> list[float | None]:
+    """The level at which Holm's procedure tests each comparison: α/(m−r) for the r-th smallest
+    p (0-based) up to the first one it does not reject, and that step's level for every later one
+    (the procedure stops there). A raw interval at confidence 1 − that level excludes 0 exactly
+    when the Holm-adjusted p is below α (for the t-test, whose p and interval invert each other)."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(indexed)
+    out: list[float | None] = [None] * len(p_values)
+    stopped: int | None = None
+    for rank, (p, i) in enumerate(indexed):
+        step = rank if stopped is None else stopped
+        out[i] = alpha / (m - step)
+        if stopped is None and p >= alpha / (m - rank):
+            stopped = rank
     return out
-
-
-def _verdict(test: PairedTest, p_adj: float | None, m: int, maximize: bool, alpha: float, rank: int) -> str:
-    """One sentence from the numbers: who is ahead, whether significantly, and on which test."""
-    diff = test.mean_difference or 0.0
-    better = diff > 0 if maximize else diff < 0
-    other = "the runner-up" if rank == 2 else f"rank {rank}"
-    adjusted = f"; Holm-adjusted over {m} comparisons: {_p(p_adj)}" if m > 1 else ""
-    if test.p_value is None:
-        head = (f"the difference is {diff:+.4g} on every one of the {test.seeds} seeds: zero variance, so the "
-                f"t-test and its interval are undefined; permutation test p = {_p(test.permutation_p)}{adjusted}, "
-                f"sign test p = {_p(test.sign_p)}")
-    else:
-        head = f"paired t-test p = {_p(test.p_value)}{adjusted}, sign test p = {_p(test.sign_p)}"
-    if better and p_adj is not None and p_adj < alpha:
-        return f"the best beats {other} ({head})"
-    if better:
-        return f"the best is ahead of {other} but not significantly ({head})"
-    return f"{other} does as well or better on the test split ({head})"
-
-
-def _p(p: float | None) -> str:
-    return "undefined" if p is None else f"{p:.3g}"
-
-
-def paired_test(best: SeedRuns, runner_up: SeedRuns, maximize: bool, alpha: float = 1 - CONFIDENCE) -> PairedTest:
-    """One paired comparison of ``best`` vs ``runner_up`` over the seeds both have (see
-    :func:`compare_with_best`; with one comparison there is nothing to adjust)."""
-    return compare_with_best([best, runner_up], maximize, 1 - alpha)[0]

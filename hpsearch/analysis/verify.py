@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.analysis.stats import CONFIDENCE, PairedTest, compare_with_best, paired_test, summarize
-from hpsearch.errors import ConfigError, StudyNotFoundError, describe_exception
+from hpsearch.analysis.compare import PairedTest, compare_with_best, paired_test
+from hpsearch.analysis.stats import CONFIDENCE, seeds_to_reach, summarize
+from hpsearch.errors import ConfigError, StudyNotFoundError
 from hpsearch.store.heartbeat import Heartbeat
-from hpsearch.study.meta import METRIC_ATTR, StudyMeta, metric_key, pareto_front, primary_value
+from hpsearch.study.meta import METRIC_ATTR, StudyMeta, pareto_front, primary_value
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,13 @@ VERIFY_SUFFIX = ":verify"
 SEED_OFFSET = 1_000_000
 
 __all__ = ["ConfigStats", "PairedTest", "VerifyResult", "VerifyProgress", "run_verify", "load_verification",
-           "paired_test", "summarize", "verify_study_name"]
+           "paired_test", "summarize", "verify_study_name", "default_seeds"]
+
+
+def default_seeds(top: int, confidence: float = CONFIDENCE) -> int:
+    """Seeds per configuration with which even the exact tests (the fallback where the
+    difference is the same on every seed) can reach α over the ``top − 1`` comparisons."""
+    return max(5, seeds_to_reach(1 - confidence, max(top - 1, 1)))
 
 
 def verify_study_name(study_name: str) -> str:
@@ -79,6 +85,8 @@ class VerifyResult:
     comparisons: list[PairedTest] = field(default_factory=list)  # best vs rank 2, 3, ... (Holm-adjusted)
     ran: int = 0
     skipped: int = 0
+    split_seed: int = 0
+    covers: str = ""  # what the intervals cover, in words
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,11 +178,10 @@ def _stats(vstudy: optuna.Study, configs: list[FrozenTrial], seeds: list[int]) -
 
 @dataclass(frozen=True)
 class _Verification:
-    """The source study's definition and data, and the linked study the runs go into."""
+    """The source study's definition and the linked study the runs go into."""
 
     definition: Any  # hpsearch.study.definition.StudyDefinition
     vstudy: optuna.Study
-    data: Any  # DataSplits, loaded only when there is something to run
 
 
 def run_verify(
@@ -212,7 +219,10 @@ def run_verify(
     meta = definition.meta
     result = VerifyResult(study_name, vstudy.study_name, meta.test_metric, meta.direction, CONFIDENCE)
     result.skipped = len(configs) * len(seed_list) - len(todo)
-    run = _Verification(definition, vstudy, definition.task.load_data(definition.config.seed) if todo else None)
+    result.split_seed = definition.config.seed
+    result.covers = (f"seed noise (initialization and batch order) on one fixed train/validation/test split "
+                     f"(drawn with the study seed {definition.config.seed}); not the variation between splits")
+    run = _Verification(definition, vstudy)
     for i, (rank, trial, seed) in enumerate(todo, start=1):
         progress = _run_one(run, rank, trial, seed)
         result.ran += 1
@@ -228,9 +238,8 @@ def run_verify(
 def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tuple[int, int, float | None, str | None, float]:
     """Retrain one configuration with one seed and store the run as a trial of the linked
     study; returns ``(rank, seed, value, error, seconds)`` for the progress report."""
-    from hpsearch.run.training import evaluate, fit
+    from hpsearch.analysis.retrain import fail_interrupted, record, retrain
     from hpsearch.store.queries import beating
-    from hpsearch.study.space import settings_for
 
     definition, vstudy = run.definition, run.vstudy
     # The enqueued trial fixes the params to the configuration; ask() pops it.
@@ -242,28 +251,14 @@ def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tu
             vtrial.set_user_attr(key, attr)
         vstudy.tell(vtrial, state=TrialState.FAIL)
         raise RuntimeError(f"{vstudy.study_name}: another process is adding trials; run verify from one process at a time")
-    settings = settings_for(trial.params, definition.config, definition.task)
     try:
         with beating(vtrial):
-            fitted = fit(definition.task, settings, run.data, max_epochs=definition.config.max_epochs, seed=seed)
-    except BaseException:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
-        vtrial.set_user_attr("fail_reason", "interrupted")
-        vstudy.tell(vtrial, state=TrialState.FAIL)
+            outcome = retrain(definition, trial.params, seed, definition.config.seed)
+    except BaseException as exc:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
+        fail_interrupted(vstudy, vtrial, exc)
         raise
-    value: float | None = None
-    error = describe_exception(fitted.error) if fitted.error is not None else None
-    if error is None:
-        value = evaluate(fitted.model, run.data.test).get(metric_key(definition.metric))
-        if value is None or not math.isfinite(value):
-            value, error = None, f"the model reported no finite {metric_key(definition.metric)!r} on the test split"
-    if error is None:
-        vtrial.set_user_attr("epochs", fitted.epochs)
-        vtrial.set_user_attr("wall_seconds", round(fitted.seconds, 3))
-        vstudy.tell(vtrial, value)
-    else:
-        vtrial.set_user_attr("fail_reason", error)
-        vstudy.tell(vtrial, state=TrialState.FAIL)
-    return rank, seed, value, error, fitted.seconds
+    record(vstudy, vtrial, outcome)
+    return rank, seed, outcome.value, outcome.error, outcome.seconds
 
 
 def load_verification(study_name: str, url: str) -> list[dict[str, Any]] | None:

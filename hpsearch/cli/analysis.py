@@ -55,7 +55,9 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
 @click.command()
 @click.argument("study_name")
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Number of best distinct configurations.")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Fresh seeds per configuration.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Fresh seeds per configuration [default: enough for the exact tests to reach p < 0.05 over the "
+                   "TOP-1 comparisons: 7 at --top 3, at least 5].")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress still goes to stderr).")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
@@ -63,20 +65,24 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
 @click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds without heartbeat after which a run of a killed verify process is failed (and redone).")
 @pass_cli
-def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool, heartbeat: int, grace: int) -> None:
+def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, as_json: bool, heartbeat: int, grace: int) -> None:
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
     max_epochs, no pruning) and score them on the held-out test split. Trials violating the
     study's constraints are skipped; with several objectives the Pareto front is printed and
     its trials come first (ranked by the first objective).
 
     Prints mean +- std and a 95% confidence interval (t-distribution) per configuration, and
-    paired comparisons over seeds of the best with each other one: the mean difference with
-    its CI, a paired t-test, an exact sign test and a permutation test, Holm-adjusted across
-    the comparisons. Configurations that train the same model (e.g. any l2_scope at
-    weight_decay 0) count as one; zero variance gives no CI or t (undefined, not certain). Runs are stored in the same database
-    as study STUDY_NAME:verify; a re-run skips (configuration, seed) pairs already done.
+    paired comparisons over seeds of the best with each other one: the mean difference, a
+    paired t-test, an exact sign test and a permutation test, Holm-adjusted across the
+    comparisons, with the interval at the level Holm tests each comparison at (so it excludes
+    0 exactly when the adjusted p < 0.05). The intervals cover seed noise on the study's one
+    test split. Configurations that train the same model (e.g. any l2_scope at weight_decay 0)
+    count as one; zero variance gives no CI or t (undefined, not certain). Runs are stored in
+    the same database as study STUDY_NAME:verify; a re-run skips (configuration, seed) pairs
+    already done.
     """
-    from hpsearch.analysis.verify import VerifyProgress, run_verify
+    from hpsearch.analysis.compare import adjustment_text
+    from hpsearch.analysis.verify import VerifyProgress, default_seeds, run_verify
     from hpsearch.console import ci_text, fmt_value, table
 
     def progress(p: VerifyProgress) -> None:
@@ -85,6 +91,7 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
 
     from hpsearch.store.heartbeat import Heartbeat
 
+    seeds = default_seeds(top) if seeds is None else seeds
     result = run_verify(study_name, cli.url, top, seeds, on_progress=progress, heartbeat=Heartbeat(heartbeat, grace))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -102,11 +109,13 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int, as_json: bool
         click.echo(pareto_table(source))
         click.echo("verified: the front's trials first, by the first objective")
     rows = [[c.rank, c.source_trial, c.search_value, c.n, c.mean, c.std, ci_text(c.ci_low, c.ci_high)] for c in result.configs]
-    click.echo(table(["rank", "trial", "search value", "seeds", "test mean", "std", "95% CI"], rows))
+    click.echo(table(["rank", "trial", "validation (search, 1 seed)", "seeds", "test mean", "std", "95% CI"], rows))
+    click.echo(f"intervals cover {result.covers}")
     for c in result.comparisons:
+        level = "CI undefined" if c.ci_confidence is None else f"{100 * c.ci_confidence:.4g}% CI"
         click.echo(
             f"best vs rank {c.other_rank} over {c.seeds} seeds: mean difference "
-            f"{fmt_value(c.mean_difference)}, 95% CI {ci_text(c.ci_low, c.ci_high)}; {c.verdict}"
+            f"{fmt_value(c.mean_difference)}, {level} {ci_text(c.ci_low, c.ci_high)} ({adjustment_text(c)}); {c.verdict}"
         )
 
 

@@ -145,7 +145,7 @@ class Objective:
 
     def _result_attrs(self, result: FitResult, data: DataSplits, settings: TrialSettings) -> dict[str, object]:
         """User attrs of a finished fit: epochs, optimizer steps, the total decoupled decay
-        ``decay_shrinkage`` = lr·λ·steps (decoupled mode only), time, device, losses, the metric
+        ``decay_shrinkage`` = lr·λ·steps (decoupled mode only, the largest over the optimizer groups), time, device, losses, the metric
         and, when the fit produced a metric, its training-split value and the train–validation gap."""
         from hpsearch.regularization import decay_shrinkage
 
@@ -160,7 +160,8 @@ class Objective:
             **{k: v for k, v in result.metrics.items() if k in self.definition.task.metrics},
             self.metric: value,
         }
-        shrinkage = decay_shrinkage(settings.reg, result.steps)
+        groups = result.model.configure_optimizers().param_groups  # each group's own lr and λ
+        shrinkage = decay_shrinkage(settings.reg, result.steps, groups)
         if shrinkage is not None:
             attrs["decay_shrinkage"] = shrinkage
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))

@@ -54,5 +54,12 @@ class Task:
     pick_data: Callable[[DataSplits, Mapping[str, Any]], DataSplits] | None = None
 
     def data_for(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
-        """The splits a trial with these options trains and is scored on."""
+        """The splits a trial with these options trains and is scored on, picked from what
+        ``load_data`` returned."""
         return data if self.pick_data is None else self.pick_data(data, options)
+
+    def splits(self, data_seed: int, options: Mapping[str, Any]) -> DataSplits:
+        """The splits a trial with these options trains and is scored on when the data is
+        split with ``data_seed``: the one path from a trial's settings to its data (search,
+        ``verify``, ``answer``, decision boundaries, the model loader)."""
+        return self.data_for(self.load_data(data_seed), options)

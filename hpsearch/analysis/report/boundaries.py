@@ -62,7 +62,6 @@ class _Plotting:
     config: "StudyConfig"
     task: "Task"
     metric: str
-    data: Any  # the task's DataSplits for the study seed
 
 
 def _open(study_name: str, storage: str | None) -> tuple[_Plotting, dict[tuple[str, str, int], Cell]]:
@@ -91,7 +90,7 @@ def _open(study_name: str, storage: str | None) -> tuple[_Plotting, dict[tuple[s
     if not cells:
         raise ConfigError(f"study {study_name!r} has no completed trial to plot")
     metric = StudyMeta.of(study, default_metric=task.metric).metric
-    return _Plotting(study_name, config, task, metric, task.load_data(config.seed)), cells
+    return _Plotting(study_name, config, task, metric), cells
 
 
 def plot_boundaries(
@@ -141,7 +140,7 @@ def _draw_cell(ax: Any, plotting: _Plotting, cell: Cell | None, label: str, on_c
         ax.set_title(f"{label}: no trial", fontsize=9)
         return
     settings = settings_for(cell.trial.params, plotting.config, plotting.task)
-    data = plotting.task.data_for(plotting.data, settings.options)
+    data = plotting.task.splits(plotting.config.seed, settings.options)
     epochs = int(cell.trial.user_attrs.get("epochs") or plotting.config.max_epochs)
     result = fit(plotting.task, settings, data, max_epochs=epochs, seed=int(cell.trial.user_attrs["seed"]), accelerator="cpu")
     retrained = result.metrics.get(plotting.metric, float("nan"))
