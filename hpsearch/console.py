@@ -99,6 +99,24 @@ def study_result(study: "optuna.Study", target: int) -> str:
     return "\n".join(lines)
 
 
+def question_cells_table(runs: list[Any], url: str) -> str:
+    """One row per cell of a question: its level, cell, finished tuning trials of the budget
+    (complete / pruned) and the best validation value so far."""
+    from hpsearch.store.queries import load_study, study_state_counts
+    from hpsearch.study.meta import best_or_none, primary_value
+
+    rows = []
+    for run in runs:
+        study = load_study(run.study_name, url)
+        counts = study_state_counts(study)
+        best = best_or_none(study)
+        rows.append([run.cell.level.name, run.cell.within_label or "-",
+                     f"{counts['complete'] + counts['pruned']}/{run.definition.config.trials}",
+                     counts["complete"], counts["pruned"], None if best is None else primary_value(best)])
+    metric = runs[0].definition.metric if runs else "value"
+    return table(["level", "cell", "finished", "complete", "pruned", f"best {metric}"], rows)
+
+
 # --- report
 
 

@@ -4,8 +4,8 @@ The group callback builds the :class:`~hpsearch.cli.common.CliContext` (logging 
 the storage URL resolved once, on first use). Heavy libraries (torch, lightning, optuna) are
 imported inside the commands, so ``--help`` answers instantly. Commands live in
 :mod:`.optimize` (running a study), :mod:`.results` (listing and exporting results) and
-:mod:`.analysis` (report, verification, boundary plots, dashboard) and :mod:`.manage` (delete,
-examples).
+:mod:`.analysis` (report, verification, boundary plots, dashboard), :mod:`.answer` (the verdict
+of a question) and :mod:`.manage` (delete, examples).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
 
 
 def _register() -> None:
-    from hpsearch.cli import analysis, manage, optimize, results
+    from hpsearch.cli import analysis, answer, manage, optimize, results
 
-    for module in (optimize, results, analysis, manage):
+    for module in (optimize, results, analysis, answer, manage):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -89,6 +89,10 @@ def optimize(
     STUDY_FILE is a path, or the name of a built-in study (`hpsearch examples`) when no such
     file exists.
 
+    With a `question:` block, every level (x `within` cell) is tuned in its own linked study
+    NAME:LEVEL[@CELL] to the question's `budget` of finished trials (pruning compares a trial
+    only with its own level); then `hpsearch answer NAME` gives the verdict.
+
     Re-running a finished study runs nothing; an interrupted one runs only the rest. Prints one
     live display on a terminal (one line per trial otherwise) and, at the end, the best trial's
     settings. Several workers (--workers K, or
@@ -117,6 +121,9 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
                worker_index: int, pool_worker: bool, quiet: bool, allow_changes: bool) -> None:
     """One process: a banner, the live display or one line per trial, the closing summary (a
     pool worker prints only its prefixed trial lines; --quiet only the summary)."""
+    if definition.config.question is not None:
+        _run_question(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, quiet, allow_changes)
+        return
     from hpsearch.cli.live import reporter_for
     from hpsearch.console import study_result
     from hpsearch.run import signals
@@ -144,6 +151,48 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
         )
     if not pool_worker:
         click.echo(study_result(study, config.trials))
+
+
+def _run_question(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,
+                  worker_index: int, pool_worker: bool, quiet: bool, allow_changes: bool) -> None:
+    """A question: each cell's study in turn (rotated by the worker index), a banner naming the
+    level per cell, and a table of the cells at the end."""
+    import time
+
+    from hpsearch.cli.live import reporter_for
+    from hpsearch.console import question_cells_table
+    from hpsearch.question.optimize import CellRun, run_question
+    from hpsearch.run import signals
+    from hpsearch.run.runner import run_study
+
+    signals.install()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    name = definition.config.study
+
+    def run_cell(run: CellRun, total: int) -> None:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        config = run.definition.config
+        prefix = (f"[w{worker_index}] " if pool_worker else "") + f"[{run.cell.key}] "
+        reporter = reporter_for(config.trials, run.definition.metric, quiet, pool_worker, prefix, sys.stdout.isatty())
+
+        def banner(study: Any, finished: int) -> None:
+            reporter.on_start(finished)
+            if not pool_worker and not quiet:
+                reporter.echo(f"question {name!r}, level {run.cell.key} [{run.index + 1}/{total}] (study {config.study!r}): "
+                              f"{finished}/{config.trials} finished tuning trials, {config.max_epochs} epochs each")
+
+        with reporter:
+            run_study(run.definition, cli.url, timeout=remaining, on_progress=reporter.on_progress, on_start=banner,
+                      heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
+                      on_epoch=reporter.on_epoch, allow_changes=allow_changes)
+        signals.raise_if_received()
+
+    runs = run_question(definition, cli.url, run_cell, worker_index, allow_changes)
+    if not pool_worker:
+        click.echo(question_cells_table(runs, cli.url))
+        click.echo(f"next: hpsearch answer {name}")
 
 
 def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping[str, object], first_index: int, quiet: bool,
@@ -178,6 +227,12 @@ def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping
             "run the same command to continue", err=True,
         )
         return outcome.exit_code
+    if config.question is not None:
+        from hpsearch.console import question_cells_table
+        from hpsearch.question.optimize import cell_runs
+
+        click.echo(question_cells_table(cell_runs(definition)[1], cli.url))
+        return 1 if outcome.result.failed else outcome.exit_code
     click.echo(study_result(outcome.study, config.trials))
     if outcome.short_of_target:
         click.echo(

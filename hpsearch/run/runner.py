@@ -128,7 +128,7 @@ def create_or_load(
     return study
 
 
-def _record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
+def record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
     """Store the metric, task and version as study user attrs, the study file as system attrs
     and the metric as the study's metric name (only what changed); a study that optimizes
     another metric is a :class:`ConfigError`."""
@@ -168,7 +168,7 @@ def open_study(
     # together (same trial count) are told apart by their index.
     sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
     study.sampler = build_sampler(config.sampler, sampler_seed, population=config.population)
-    _record_definition(study, definition)
+    record_definition(study, definition)
     enqueue_baselines(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():

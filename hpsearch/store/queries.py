@@ -115,9 +115,18 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
                 "running": c["running"],
                 "waiting": c["waiting"],
                 "best": best,
+                "question": _question_state(s.user_attrs),
             }
         )
     return rows
+
+
+def _question_state(user_attrs: dict[str, Any]) -> str | None:
+    """``answered`` / ``question`` for a question's study (see :mod:`hpsearch.question`),
+    ``None`` for any other."""
+    if "hpsearch_answer" in user_attrs:
+        return "answered"
+    return "question" if "hpsearch_question" in user_attrs else None
 
 
 def check_database(study: optuna.Study) -> None:
@@ -234,6 +243,13 @@ def claim_once(study: optuna.Study, key: str) -> bool:
     except sa.exc.IntegrityError:
         return False
     return True
+
+
+def pop_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """The next WAITING (enqueued) trial of ``study``, set RUNNING by this process only (the
+    storage's state change succeeds for one caller), or ``None`` when the queue is empty."""
+    number = study._pop_waiting_trial_id()
+    return None if number is None else optuna.Trial(study, number)
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from hpsearch.errors import ConfigError
 from hpsearch.params import STUDY_SETTINGS
+from hpsearch.question.config import QuestionConfig
 from hpsearch.study.yaml_load import load_yaml, read_study_text, short_repr
 
 #: Longest study name: the database holds 512 characters, a directory name 255 bytes, and
@@ -151,6 +152,9 @@ class StudyConfig(_Strict):
     # Where the best models are kept (shared storage on a cluster); default: next to the
     # SQLite file; $HPSEARCH_MODEL_DIR overrides it (see hpsearch.run.kept_models).
     model_dir: str | None = Field(default=None, min_length=1)
+    # A question (compare the levels of a factor, each tuned with the same budget): see
+    # hpsearch.question; `optimize` then tunes one linked study per level.
+    question: QuestionConfig | None = None
 
     @field_validator("search", mode="before")
     @classmethod

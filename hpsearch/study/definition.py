@@ -91,10 +91,24 @@ def define(study_file: Union[StudyFile, StudyDefinition]) -> StudyDefinition:
     if config.objectives is None:
         single = ((config.metric or task.metric, config.direction or task.direction),)
         _check_numbers(study_file.path, task, single, list(config.constraints))
-        return StudyDefinition(study_file, task, single[0][0], single[0][1])
-    pairs = tuple((o.metric, o.direction) for o in config.objectives)
-    _check_numbers(study_file.path, task, pairs, list(config.constraints))
-    return StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else ())
+        definition = StudyDefinition(study_file, task, single[0][0], single[0][1])
+    else:
+        pairs = tuple((o.metric, o.direction) for o in config.objectives)
+        _check_numbers(study_file.path, task, pairs, list(config.constraints))
+        definition = StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else ())
+    if config.question is not None:
+        _check_question(definition)
+    return definition
+
+
+def _check_question(definition: StudyDefinition) -> None:
+    """A question's design fits the task and the search space (every cell a valid study)."""
+    from hpsearch.question.cells import plan
+
+    if definition.config.baselines:
+        raise ConfigError(f"{definition.path}: question: a question study runs no baselines (each level is tuned "
+                          "in its own study); remove baselines, or put them in a study without a question")
+    plan(definition)
 
 
 #: Numbers every finished trial stores as user attrs (besides the task's metrics).

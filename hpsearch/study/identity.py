@@ -54,6 +54,10 @@ def fingerprint(definition: "StudyDefinition") -> dict[str, Any]:
         flat.update({f"constraints.{name}.{key}": getattr(bound, key) for key in ("min", "max") if getattr(bound, key) is not None})
     for name, settings in sorted(config.baselines.items()):
         flat.update({f"baselines.{name}.{key}": value for key, value in sorted(settings.items())})
+    if config.question is not None:  # what the levels are and how they are compared
+        q = config.question
+        flat.update({"question.compare": q.factors, "question.levels": q.levels, "question.reference": q.reference,
+                     "question.within": list(q.within)})
     return json.loads(json.dumps(flat, sort_keys=True, default=str))  # exactly what storing it round-trips to
 
 

@@ -1,0 +1,70 @@
+"""``hpsearch answer``: the verdict of a question study."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hpsearch.cli.common import CliContext, pass_cli, storage_options
+
+
+@click.command()
+@click.argument("study_name")
+@click.option("--seeds", type=click.IntRange(min=2), default=None,
+              help="Retraining seeds per level, 0..S-1, the same for every level (paired) [default: the question's "
+                   "`seeds`, 10 unless set].")
+@click.option("--vary", type=click.Choice(["seed", "split"]), default="seed", show_default=True,
+              help="seed: every retrain uses the study's train/validation/test split; split: the split is also "
+                   "redrawn (stratified) with each seed, so the intervals cover data sampling too.")
+@click.option("--population", type=click.IntRange(min=1, max=1024), default=None,
+              help="Retrains trained at once as one stacked model where the task allows it [default: the study "
+                   "file's `population`, else 1].")
+@storage_options
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (progress still goes to stderr).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between heartbeats of a running retrain.")
+@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds without heartbeat after which a retrain of a killed answer process is redone.")
+@pass_cli
+def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str, population: int | None, as_json: bool,
+           heartbeat: int, grace: int) -> None:
+    """Answer the question of STUDY_NAME (a study file with a `question:` block, tuned by
+    `hpsearch optimize`).
+
+    For each level (x `within` cell) the best configuration by validation among its first
+    `budget` finished tuning trials is retrained with seeds 0..S-1, without pruning, and scored
+    on the held-out test split. Each level is compared with the reference over the same seeds
+    (paired): the difference with its interval, Holm-adjusted over all comparisons of the
+    question (each interval at the level Holm tests it at), the share of seeds the level won,
+    and a verdict fixed by the numbers: better / worse (interval excludes 0 and the difference
+    is at least `min_effect`), equivalent (interval inside +-min_effect), or inconclusive (with
+    the seeds that would likely settle it). Warnings a reviewer would raise follow.
+
+    Retrains are trials of the linked study STUDY_NAME:answer: several `hpsearch answer`
+    processes share them, a killed one loses only its running seeds, and a rerun reuses
+    finished ones. The answer is stored on the study (`hpsearch report` draws it).
+    """
+    from hpsearch.question.answer import run_answer
+    from hpsearch.question.render import answer_text
+    from hpsearch.store.heartbeat import Heartbeat
+
+    pop = population if population is not None else _file_population(study_name, cli.url)
+    result = run_answer(study_name, cli.url, seeds, vary, pop, Heartbeat(heartbeat, grace),
+                        on_progress=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(result, indent=2) if as_json else answer_text(result))
+
+
+def _file_population(study_name: str, url: str) -> int:
+    """The ``population`` of the study file stored with the question (1 when unreadable)."""
+    try:
+        from hpsearch.store.queries import load_study
+        from hpsearch.study.meta import stored_config
+
+        config = stored_config(load_study(study_name, url), study_name)
+        return config.population if config is not None else 1
+    except Exception:  # the answer itself reports a missing study with one line
+        return 1
+
+
+COMMANDS = [answer]

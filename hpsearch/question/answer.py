@@ -1,0 +1,155 @@
+"""``hpsearch answer``: for every level (× ``within`` cell), the best tuned configuration by
+validation among the cell's first ``budget`` finished trials, retrained with seeds 0..S-1 (the
+same seeds for every level: paired), unpruned, scored on the held-out test split; then the
+comparisons with the reference, their verdicts and the warnings a reviewer would raise. The
+answer is stored on the question's study (user attr :data:`ANSWER_ATTR`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.analysis.stats import CONFIDENCE, summarize
+from hpsearch.errors import ConfigError
+from hpsearch.question.effects import comparisons
+from hpsearch.question.optimize import QUESTION_ATTR, CellRun, cell_runs
+from hpsearch.question.retrains import Pair, PairResult, collect, open_answer_study, run_pairs
+
+ANSWER_ATTR = "hpsearch_answer"
+VARY = ("seed", "split")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A cell's tuning outcome: its best trial among the first ``budget`` finished ones."""
+
+    best: FrozenTrial | None
+    finished: int
+    pruned: int
+    budget: int
+
+
+def select(study: optuna.Study, budget: int, maximize: bool) -> Selection:
+    """The best COMPLETE trial (validation value; ties: the earlier trial) among the first
+    ``budget`` finished (complete or pruned) trials by number: every level is judged on exactly
+    its budget, however many trials extra workers added. Never reads the test split."""
+    finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    first = sorted(finished, key=lambda t: t.number)[:budget]
+    complete = [t for t in first if t.state == TrialState.COMPLETE and t.value is not None]
+    sign = -1.0 if maximize else 1.0
+    best = min(complete, key=lambda t: (sign * float(t.value or 0.0), t.number)) if complete else None
+    return Selection(best, len(first), sum(t.state == TrialState.PRUNED for t in first), budget)
+
+
+def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
+    from hpsearch.store.queries import load_study
+    from hpsearch.study.definition import searched_definition
+
+    hub = load_study(name, url)
+    if QUESTION_ATTR not in hub.user_attrs:
+        raise ConfigError(f"study {name!r} has no question: give its study file a question: block and run "
+                          "hpsearch optimize on it (see README, Asking a question)")
+    return hub, searched_definition(hub)
+
+
+def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed", population: int = 1,
+               heartbeat: Any = None, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Retrain what is missing, compute and store the answer; returns it (JSON-ready)."""
+    from hpsearch.store.queries import load_study
+
+    if vary not in VARY:
+        raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
+    started = time.perf_counter()
+    hub, definition = _question_definition(name, url)
+    design, runs = cell_runs(definition)
+    q = design.question
+    seeds = q.seeds if seeds is None else seeds
+    if seeds < 2:
+        raise ConfigError(f"--seeds must be >= 2 for a paired comparison, got {seeds}")
+    maximize = definition.direction == "maximize"
+    selections = {r.cell.key: select(load_study(r.study_name, url), q.budget, maximize) for r in runs}
+    empty = [k for k, s in selections.items() if s.best is None]
+    if empty:
+        raise ConfigError(f"question {name!r}: level {empty[0]} has no completed tuning trial yet; "
+                          f"run hpsearch optimize on the study file first")
+    split = definition.config.seed
+    pairs = [Pair(r.cell.key, dict(sel.params), sel.number, s, s if vary == "split" else split)
+             for r in runs for sel in [selections[r.cell.key].best] if sel is not None for s in range(seeds)]
+    astudy = open_answer_study(hub, url, heartbeat)
+
+    def done(pair: Pair, result: PairResult, finished: int, total: int) -> None:
+        if on_progress is not None:
+            outcome = f"{result.value:.4g}" if result.error is None else f"FAIL {result.error}"
+            on_progress(f"[{finished}/{total}] {pair.cell} seed {pair.seed}: {outcome} "
+                        f"({result.attrs.get('wall_seconds', 0):.1f} s)")
+
+    run_pairs(astudy, pairs, {r.cell.key: r.definition for r in runs}, population, heartbeat, done)
+    results = collect(astudy, pairs)
+    answer = build_answer(name, definition, design, runs, selections, pairs, results, vary, maximize)
+    answer["wall_seconds"] = round(time.perf_counter() - started, 1)
+    hub.set_user_attr(ANSWER_ATTR, answer)
+    return answer
+
+
+def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], selections: dict[str, Selection],
+                 pairs: list[Pair], results: dict[Any, PairResult], vary: str, maximize: bool) -> dict[str, Any]:
+    """The answer document (see the module docstring)."""
+    from hpsearch.question.warnings import reviewer_warnings
+
+    q = design.question
+    values: dict[str, dict[int, float]] = {}
+    levels = []
+    for run in runs:
+        mine = [p for p in pairs if p.cell == run.cell.key]
+        got = {p.seed: results[p.key] for p in mine if p.key in results}
+        ok = {s: r for s, r in got.items() if r.value is not None}
+        values[run.cell.key] = {s: float(r.value) for s, r in ok.items() if r.value is not None}
+        test = summarize([values[run.cell.key][s] for s in sorted(ok)])
+        sel = selections[run.cell.key]
+        assert sel.best is not None
+        levels.append({
+            "cell": run.cell.key, "level": run.cell.level.name, "within": run.cell.within_label,
+            "study": run.study_name, "tuning": {"trial": sel.best.number, "value": sel.best.value, "finished": sel.finished,
+                                                "pruned": sel.pruned, "budget": sel.budget, "params": dict(sel.best.params)},
+            "seeds": sorted(ok), "values": [values[run.cell.key][s] for s in sorted(ok)], "n": len(ok),
+            "mean": test.mean, "std": test.std, "ci_low": test.ci_low, "ci_high": test.ci_high,
+            "train_mean": _mean([r.attrs.get("train_value") for r in ok.values()]),
+            "val_mean": _mean([r.attrs.get("val_value") for r in ok.values()]),
+            "val_std": summarize(vals).std if len(vals := [float(r.attrs["val_value"]) for r in ok.values()
+                                                             if r.attrs.get("val_value") is not None]) > 1 else None,
+            "failed": {str(s): r.error for s, r in got.items() if r.error is not None},
+        })
+    rows = comparisons(design, values, maximize)
+    covers = ("seed noise (initialization, batch order, dropout) and the train/validation/test split, redrawn "
+              "(stratified) with each seed" if vary == "split" else
+              f"seed noise (initialization, batch order, dropout) on one fixed train/validation/test split "
+              f"(drawn with the study seed {definition.config.seed}); not the variation between splits")
+    answer: dict[str, Any] = {
+        "study": name, "asks": q.asks, "metric": definition.meta.test_metric, "direction": definition.direction,
+        "factors": design.factors, "reference": design.reference.name, "within": list(q.within), "budget": q.budget,
+        "seeds": sorted({p.seed for p in pairs}), "min_effect": q.min_effect, "vary": vary, "covers": covers,
+        "confidence": CONFIDENCE, "max_epochs": definition.config.max_epochs,
+        "adjustment": (f"Holm over all {rows[0]['comparisons'] if rows else 0} comparisons of the question; each "
+                       "interval at the level Holm tests it at, so it excludes 0 exactly when the adjusted p < 0.05"),
+        "levels": levels, "comparisons": rows,
+    }
+    answer["warnings"] = reviewer_warnings(definition, design, runs, answer)
+    return answer
+
+
+def _mean(values: list[Any]) -> float | None:
+    nums = [float(v) for v in values if isinstance(v, (int, float))]
+    return sum(nums) / len(nums) if nums else None
+
+
+def stored_answer(name: str, url: str) -> dict[str, Any] | None:
+    """The answer stored on study ``name``, if any."""
+    from hpsearch.store.queries import load_study
+
+    value = load_study(name, url).user_attrs.get(ANSWER_ATTR)
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,188 @@
+"""`question:` studies and `hpsearch answer`, end to end with real training, real subprocesses
+and real SIGKILLs: a planted large effect is found, every level gets its budget with a pruner
+and two workers, a killed answer resumes without retraining finished seeds, selection never
+reads the test split, and bad input is one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import run_cli
+from faults import by_state, finish, kill_all, start, trials, wait_for
+from optuna.trial import TrialState
+
+# Width 2 vs 10 on circles: one hidden layer of 2 ReLU units cannot draw a circle.
+WIDTH_QUESTION = {
+    "study": "widths",
+    "task": "toy2d-mlp",
+    "trials": 1,
+    "max_epochs": 30,
+    "seed": 0,
+    "sampler": {"type": "random"},
+    "pruner": {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 5},
+    "search": {"learning_rate": {"low": 0.01, "high": 0.1, "log": True}, "width": [2, 10]},
+    "fixed": {"dataset": "circles", "optimizer": "adamw", "batch_size": 64},
+    "question": {"asks": "Does a wider hidden layer help on circles?", "compare": "width", "reference": "2",
+                 "budget": 3, "seeds": 5, "min_effect": 0.02},
+}
+
+
+def write(tmp_path: Path, data: dict, name: str = "question.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def stored(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+@pytest.mark.slow
+def test_a_planted_large_effect_is_better_and_every_level_gets_its_budget(tmp_path: Path, sqlite_url: str) -> None:
+    path = write(tmp_path, WIDTH_QUESTION)
+    proc = run_cli("optimize", str(path), "--workers", "2", "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "level 2" in proc.stdout or "[2]" in proc.stdout  # progress names the level
+    for level in ("2", "10"):
+        cell = stored(sqlite_url, f"widths:{level}")
+        finished = by_state(cell.trials, TrialState.COMPLETE, TrialState.PRUNED)
+        assert len(finished) >= 3 and cell.user_attrs["source_study"] == "widths"
+        assert all(t.params.keys() == {"learning_rate"} for t in finished)  # width is fixed per level
+    again = run_cli("optimize", str(path), "--storage", sqlite_url, cwd=tmp_path)  # a rerun resumes: nothing to do
+    assert again.returncode == 0 and "trial" not in again.stdout.split("level")[0]
+
+    out = run_cli("answer", "widths", "--json", "--storage", sqlite_url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert [lv["tuning"]["finished"] for lv in answer["levels"]] == [3, 3]  # exactly the budget
+    assert all(lv["n"] == 5 and lv["seeds"] == [0, 1, 2, 3, 4] for lv in answer["levels"])
+    (row,) = answer["comparisons"]
+    assert row["level"] == "10" and row["reference"] == "2"
+    assert row["verdict"] == "better" and row["ci_low"] > 0 and row["difference"] >= 0.02, row
+    text = run_cli("answer", "widths", "--storage", sqlite_url, cwd=tmp_path)
+    assert text.returncode == 0 and "10 vs 2: BETTER" in text.stdout and "cover seed noise" in text.stdout
+    assert "[" not in text.stderr  # all 10 retrains were reused: no progress lines
+    listing = run_cli("studies", "--storage", sqlite_url, cwd=tmp_path)
+    assert "answered" in listing.stdout
+
+
+def test_answer_on_a_study_without_a_question_is_one_line_exit_2(write_study, sqlite_url: str, tmp_path: Path) -> None:
+    assert run_cli("optimize", str(write_study(trials=1, max_epochs=1)), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
+    proc = run_cli("answer", "tiny", "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    assert "no question" in proc.stderr
+    missing = run_cli("answer", "nope", "--storage", sqlite_url, cwd=tmp_path)
+    assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"compare": "nope"}, "nope"),
+    ({"compare": "learning_rate"}, "must be searched as a list of choices"),
+    ({"compare": ["width", "width"]}, "two distinct"),
+    ({"compare": ["width", "dataset", "activation"]}, "one parameter, or two"),
+    ({"reference": "7"}, "is not a level"),
+    ({"min_effect": 0}, "min_effect"),
+    ({"min_effect": float("nan")}, "min_effect"),
+    ({"budget": 0}, "budget"),
+    ({"seeds": 1}, "seeds"),
+    ({"within": ["width"]}, "within"),
+    ({"within": ["dataset"]}, "dataset must be searched"),
+    ({"levels": {"a": {"widht": 3}, "b": {}}, "reference": "a"}, "widht"),
+    ({"levels": {"a:b": {}, "c": {}}, "reference": "c"}, "cannot contain"),
+    ({"levels": {"a": {}}, "reference": "a"}, "at least two levels"),
+    ({"levels": {"a": 3, "b": {}}, "reference": "a"}, "a level is a mapping"),
+    ({"extra": 1}, "extra"),
+])
+def test_a_bad_question_block_is_refused_with_one_line(tmp_path: Path, bad: dict, message: str) -> None:
+    from hpsearch.api import load_study_file
+    from hpsearch.errors import ConfigError
+
+    data = json.loads(json.dumps(WIDTH_QUESTION))
+    data["question"].update(bad)
+    with pytest.raises(ConfigError) as err:
+        load_study_file(write(tmp_path, data))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_bad_question_is_exit_2_before_anything_is_written(tmp_path: Path, sqlite_url: str) -> None:
+    data = {**WIDTH_QUESTION, "question": {**WIDTH_QUESTION["question"], "reference": "7"}}
+    proc = run_cli("optimize", str(write(tmp_path, data)), "--storage", sqlite_url, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "is not a level" in proc.stderr
+    assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_names(sqlite_url)
+
+
+def _pairs_done(url: str) -> list[optuna.trial.FrozenTrial]:
+    return by_state(trials(url, "widths:answer"), TrialState.COMPLETE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["first-retrain", "mid-run"])
+def test_a_killed_answer_resumes_without_retraining_finished_seeds(tmp_path: Path, sqlite_url: str, moment: str) -> None:
+    data = {**WIDTH_QUESTION, "max_epochs": 60, "question": {**WIDTH_QUESTION["question"], "budget": 2, "seeds": 6}}
+    assert run_cli("optimize", str(write(tmp_path, data)), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
+    beat = ["--heartbeat", "1", "--grace", "2"]
+    proc = start("answer", "widths", *beat, storage=sqlite_url)
+    try:
+        if moment == "first-retrain":
+            wait_for(lambda: by_state(trials(sqlite_url, "widths:answer"), TrialState.RUNNING), 120, "a running retrain", (proc,))
+        else:
+            wait_for(lambda: len(_pairs_done(sqlite_url)) >= 4, 180, "4 finished retrains", (proc,))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        kill_all(proc)
+    before = {t.number: t.value for t in _pairs_done(sqlite_url)}
+    rerun = start("answer", "widths", "--json", *beat, storage=sqlite_url)
+    code, out, err = finish(rerun)
+    assert code == 0, err
+    after = _pairs_done(sqlite_url)
+    pairs = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in after]
+    assert len(pairs) == len(set(pairs)) == 12  # each pair finished exactly once
+    kept = {t.number: t.value for t in after}
+    assert all(kept.get(number) == value for number, value in before.items())  # finished seeds were kept...
+    assert err.count("seed") == 12 - len(before)  # ...and only the others retrained
+    states = {t.state for t in trials(sqlite_url, "widths:answer")}
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    answer = json.loads(out)
+    assert all(lv["n"] == 6 for lv in answer["levels"])
+
+
+@pytest.mark.slow
+def test_selection_never_reads_the_test_split(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shuffling the test labels changes the test scores, never the configurations chosen."""
+    import torch
+
+    from hpsearch.api import load_study_file
+    from hpsearch.question.answer import run_answer
+    from hpsearch.run.runner import run_study
+    from hpsearch.tasks import toy2d
+    from hpsearch.tasks.base import DataSplits
+
+    data = {**WIDTH_QUESTION, "max_epochs": 10, "question": {**WIDTH_QUESTION["question"], "seeds": 2}}
+    definition = load_study_file(write(tmp_path, data))
+    from hpsearch.question.optimize import run_question
+
+    run_question(definition, sqlite_url, lambda run, total: run_study(run.definition, sqlite_url))
+    honest = run_answer("widths", sqlite_url)
+    original = toy2d.load_toy2d_splits
+
+    def shuffled(seed: int) -> DataSplits:
+        splits = original(seed)
+        variants = {}
+        for name, v in splits.info["variants"].items():
+            y = v.test[1][torch.randperm(len(v.test[1]), generator=torch.Generator().manual_seed(1))]
+            variants[name] = DataSplits(v.train, v.val, (v.test[0], 1 - y), v.info)
+        first = variants["moons"]
+        return DataSplits(first.train, first.val, first.test, {"variants": variants})
+
+    monkeypatch.setattr(toy2d, "load_toy2d_splits", shuffled)
+    optuna.delete_study(study_name="widths:answer", storage=sqlite_url)
+    lied = run_answer("widths", sqlite_url)
+    assert [lv["tuning"] for lv in lied["levels"]] == [lv["tuning"] for lv in honest["levels"]]
+    assert [lv["values"] for lv in lied["levels"]] != [lv["values"] for lv in honest["levels"]]
