@@ -279,7 +279,7 @@ def test_custom_task_imports_from_the_working_directory(tmp_path: Path, monkeypa
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", os.getcwd())])  # restored afterwards
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my_cwd_tasks.py").write_text(
-        "from hpsearch.tasks import resolve_task\n\ndef make():\n    return resolve_task('digits-mlp')\n"
+        "import hpsearch\nfrom hpsearch.tasks import resolve_task\n\n@hpsearch.task\ndef make():\n    return resolve_task('digits-mlp')\n"
     )
     path = tmp_path / "study.yaml"
     # a metric the imported task does not report: the import worked once the task is checked
