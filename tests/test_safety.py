@@ -145,3 +145,20 @@ def test_export_refuses_a_kept_model_replaced_by_a_malicious_pickle(kept: tuple[
     finally:
         kept_file.write_bytes(original)
     assert not marker.exists() and not (tmp_path / "best.pt").exists() and not (tmp_path / "best.py").exists()
+
+
+def test_delete_removes_only_studies_linked_by_a_stored_link(tmp_path: Path) -> None:
+    """``exp:lr-sweep-keep-me`` merely starts with ``exp:``; ``exp:verify`` and ``renamed``
+    carry the link ``source_study: exp`` (set by ``hpsearch verify``)."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'del.db'}"
+    for name in ("exp", "exp:verify", "exp:lr-sweep-keep-me", "renamed", "other"):
+        study = optuna.create_study(study_name=name, storage=url)
+        if name in ("exp:verify", "renamed"):
+            study.set_user_attr("source_study", "exp")
+    result = CliRunner().invoke(main, ["delete", "exp", "--storage", url], input="")
+    assert result.exit_code == 2 and "refusing to delete exp, exp:verify, renamed without --yes" in result.stderr
+    result = CliRunner().invoke(main, ["delete", "exp", "--yes", "--storage", url])
+    assert result.exit_code == 0 and result.stdout.strip() == "deleted exp, exp:verify, renamed"
+    assert sorted(optuna.get_all_study_names(url)) == ["exp:lr-sweep-keep-me", "other"]
