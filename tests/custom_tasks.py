@@ -19,7 +19,7 @@ from torch import nn
 
 import hpsearch
 from hpsearch.models.base import RegressorModule
-from hpsearch.params import REGULARIZATION_PARAMS, TRAINING_PARAMS, ParamSpec
+from hpsearch.params import REGULARIZATION_PARAMS, TRAINING_PARAMS, Condition, ParamSpec
 from hpsearch.regularization import Regularization, dense_block, input_layer
 from hpsearch.tasks import DataSplits, Task
 
@@ -144,3 +144,27 @@ def numpy_data() -> Task:
 @hpsearch.task
 def mismatched_data() -> Task:
     return _with_data(_mismatched_data)
+
+
+# --- parameter tables whose active_if conditions are broken (tests/test_bad_input.py)
+
+
+def _with_conditions(**conditions: Condition) -> Task:
+    base = toy_regression()
+    params = {name: dataclasses.replace(spec, active_if=conditions.get(name, spec.active_if)) for name, spec in base.params.items()}
+    return dataclasses.replace(base, params=params)
+
+
+@hpsearch.task
+def circular_conditions() -> Task:
+    return _with_conditions(width=Condition("behaviour", "in", ("ok",)), behaviour=Condition("width", ">", 1))
+
+
+@hpsearch.task
+def self_condition() -> Task:
+    return _with_conditions(width=Condition("width", ">", 1))
+
+
+@hpsearch.task
+def condition_on_unknown() -> Task:
+    return _with_conditions(width=Condition("depth", ">", 1))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import TINY_STUDY, cli_env
+from conftest import TINY_STUDY, cli_env, run_cli
 
 from hpsearch.cli import main
 from hpsearch.errors import ConfigError
@@ -162,3 +162,84 @@ def test_delete_removes_only_studies_linked_by_a_stored_link(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["delete", "exp", "--yes", "--storage", url])
     assert result.exit_code == 0 and result.stdout.strip() == "deleted exp, exp:verify, renamed"
     assert sorted(optuna.get_all_study_names(url)) == ["exp:lr-sweep-keep-me", "other"]
+
+
+# --- custom task factories: only functions marked with @hpsearch.task are imported and called
+
+
+def _optimize(path: Path, **kwargs):
+    return CliRunner().invoke(main, ["optimize", str(path)], **kwargs)
+
+
+def _study_file(tmp_path: Path, task: str) -> Path:
+    import yaml
+
+    path = tmp_path / "study.yaml"
+    fixed = {k: v for k, v in TINY_STUDY["fixed"].items() if k not in ("hidden_units", "hidden_layers")}
+    path.write_text(yaml.safe_dump({**TINY_STUDY, "task": task, "fixed": fixed}, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("decorator", ["", "@task\n", "@hpsearch.tasks.base.task\n", "@other.task\n"])
+def test_a_module_without_a_marked_factory_is_never_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decorator: str) -> None:
+    """The module's source is read, not run: its import-time code never runs, whatever else
+    it defines (a local ``task`` decorator, another object's)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the working directory added to it is removed afterwards
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "imported"
+    name = f"side_effect_tasks_{abs(hash(decorator))}"
+    (tmp_path / f"{name}.py").write_text(
+        "import types\n\nimport hpsearch\n\nother = types.SimpleNamespace(task=lambda f: f)\n"
+        f"open({str(marker)!r}, 'w').write('module code ran')\n\n\ndef task(f):\n    return f\n\n\n"
+        f"{decorator}def make():\n    raise SystemExit('called')\n"
+    )
+    err = _one_line_exit_2(_optimize(_study_file(tmp_path, f"{name}:make")))
+    assert "not a task factory" in err and "@hpsearch.task" in err
+    assert not marker.exists() and name not in sys.modules
+    assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_an_unmarked_factory_is_never_called(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded already (in this process) or not (a fresh CLI process): refused before the call."""
+    import custom_tasks  # noqa: F401  (loaded: the function's own mark is checked)
+
+    marker = tmp_path / "called"
+    monkeypatch.setenv("HPSEARCH_TEST_MARKER", str(marker))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    path = _study_file(tmp_path, "custom_tasks:unmarked_factory")
+    assert "not a task factory" in _one_line_exit_2(_optimize(path))
+    proc = run_cli("optimize", str(path), cwd=tmp_path, HPSEARCH_TEST_MARKER=str(marker))
+    assert proc.returncode == 2 and "not a task factory" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "hpsearch.db").exists()
+
+
+@pytest.mark.parametrize("ref", ["code:interact", "tempfile:mkdtemp", "os:system", "builtins:exec", "pdb:set_trace"])
+def test_library_functions_are_not_task_factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ref: str) -> None:
+    """``code:interact`` would run what is on stdin; ``tempfile:mkdtemp`` would leave a directory."""
+    import tempfile
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    marker = tmp_path / "ran"
+    result = _optimize(_study_file(tmp_path, ref), input=f"open({str(marker)!r}, 'w').write('stdin ran')\n")
+    assert "not a task factory" in _one_line_exit_2(result)
+    assert not marker.exists() and list((tmp_path / "tmp").iterdir()) == []
+
+
+# --- the model directory from the environment is checked like the study file's
+
+
+@pytest.mark.parametrize("value", ["/proc/self/models", "/dev/null", "FILE", "FILE/models"])
+def test_model_dir_from_the_environment_is_checked_before_the_study_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    path = _study_file(tmp_path, "digits-mlp")
+    monkeypatch.setenv("HPSEARCH_MODEL_DIR", value.replace("FILE", str(path)))
+    err = _one_line_exit_2(_optimize(path))
+    assert err.startswith("error: $HPSEARCH_MODEL_DIR: ")
+    assert not (tmp_path / "hpsearch.db").exists()

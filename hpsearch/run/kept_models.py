@@ -28,7 +28,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.trial import TrialState
 
 import hpsearch
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, first_line
 from hpsearch.models.checkpoint import checkpoint_dict
 from hpsearch.store.queries import is_feasible, set_study_system_attr, study_system_attrs
 from hpsearch.study.meta import dominates
@@ -49,14 +49,44 @@ MODEL_DIR_ENV = "HPSEARCH_MODEL_DIR"
 
 def model_dir_for(definition: "StudyDefinition", url: str) -> Path | None:
     """``$HPSEARCH_MODEL_DIR``, the study file's ``model_dir``, or ``<db>-models`` next to a
-    SQLite file; ``None`` (keep nothing) for another database without either."""
-    chosen = os.environ.get(MODEL_DIR_ENV, "").strip() or definition.config.model_dir
+    SQLite file; ``None`` (keep nothing) for another database without either. A directory that
+    cannot hold the models is a :class:`ConfigError` (see :func:`check_model_dir`)."""
+    env = os.environ.get(MODEL_DIR_ENV, "").strip()
+    chosen = env or definition.config.model_dir
     if chosen:
-        return Path(chosen).expanduser().resolve()
+        return check_model_dir(chosen, f"${MODEL_DIR_ENV}" if env else f"{definition.path}: model_dir")
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         db = Path(url.removeprefix("sqlite:///"))
         return db.resolve().with_name(f"{db.stem}-models")
     return None
+
+
+#: System directories that never hold kept models (``/dev/shm``, a plain tmpfs, may).
+SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def check_model_dir(chosen: str, where: str) -> Path:
+    """The resolved directory ``chosen``, checked before anything is written: no control
+    characters, not in ``/proc``, ``/sys`` or ``/dev``, not an existing file, and its nearest
+    existing ancestor a writable directory; else a one-line :class:`ConfigError`."""
+    bad = next((c for c in chosen if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ConfigError(f"{where}: cannot contain {bad!r} (control characters are not allowed)")
+    try:
+        path = Path(chosen).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{where}: cannot resolve {chosen!r}: {first_line(exc)}") from None
+    shm = Path("/dev/shm")
+    if any(path == d or d in path.parents for d in SYSTEM_DIRS) and not (path == shm or shm in path.parents):
+        raise ConfigError(f"{where}: {path} is a system path (/proc, /sys, /dev); give a directory for the kept models")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}: {path} exists and is not a directory")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: cannot create {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: cannot write the kept models in {path}: {existing} is not writable")
+    return path
 
 
 @dataclass(frozen=True)
