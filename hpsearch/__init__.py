@@ -6,14 +6,21 @@ The package root stays import-light (no torch, lightning or optuna) so that the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpsearch.tasks.marker import task
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_study_file", "optimize", "best_trial", "BestResult"]
+__all__ = ["__version__", "load_study_file", "optimize", "best_trial", "BestResult", "task"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "task":  # the mark of a custom task factory: @hpsearch.task
+        from hpsearch.tasks.marker import task
+
+        return task
     if name in {"load_study_file", "optimize", "best_trial", "BestResult"}:
         from hpsearch import api
 

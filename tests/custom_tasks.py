@@ -1,4 +1,5 @@
-"""Custom tasks defined inside the test suite (``task: custom_tasks:toy_regression``).
+"""Custom tasks defined inside the test suite (``task: custom_tasks:toy_regression``); each
+factory a study file names is marked with ``@hpsearch.task``.
 
 ``behaviour`` lets a study make a trial misbehave on purpose: ``nan`` poisons the output so the
 training loss is NaN, ``raise`` makes the forward pass throw, ``slow`` sleeps 50 ms per training
@@ -8,14 +9,17 @@ batch (about 0.3 s per epoch), so fault tests can hit a trial in the middle of `
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+import hpsearch
 from hpsearch.models.base import RegressorModule
-from hpsearch.params import REGULARIZATION_PARAMS, TRAINING_PARAMS, ParamSpec
+from hpsearch.params import REGULARIZATION_PARAMS, TRAINING_PARAMS, Condition, ParamSpec
 from hpsearch.regularization import Regularization, dense_block, input_layer
 from hpsearch.tasks import DataSplits, Task
 
@@ -48,6 +52,7 @@ def _build(reg: Regularization, options: Mapping[str, Any], data: DataSplits) ->
     return RegressorModule(_Misbehaving(net, options["behaviour"]), reg)
 
 
+@hpsearch.task
 def toy_regression() -> Task:
     """A 5-feature linear regression with badly scaled inputs; metric val_mse (minimize)."""
     return Task(
@@ -71,6 +76,16 @@ def toy_regression() -> Task:
 not_a_task = 42
 
 
+def unmarked_factory() -> Task:
+    """A valid factory without ``@hpsearch.task``: a study file naming it is refused before it
+    is called (tests/test_safety.py); called anyway, it leaves a file at $HPSEARCH_TEST_MARKER."""
+    marker = os.environ.get("HPSEARCH_TEST_MARKER")
+    if marker:
+        Path(marker).write_text("the unmarked factory was called")
+    return toy_regression()
+
+
+@hpsearch.task
 def returns_wrong_type() -> str:
     return "not a Task"
 
@@ -78,10 +93,12 @@ def returns_wrong_type() -> str:
 # --- factories and data that break the Task contract (tests/test_bad_input.py)
 
 
+@hpsearch.task
 def raising_factory() -> Task:
     raise ValueError("factory exploded on purpose")
 
 
+@hpsearch.task
 def exiting_factory() -> Task:
     raise SystemExit(0)
 
@@ -109,17 +126,45 @@ def _mismatched_data(seed: int) -> DataSplits:
     return DataSplits(train=(x, y[:-1]), val=splits.val, test=splits.test)
 
 
+@hpsearch.task
 def data_raises() -> Task:
     return _with_data(_raising_data)
 
 
+@hpsearch.task
 def data_exits() -> Task:
     return _with_data(_exiting_data)
 
 
+@hpsearch.task
 def numpy_data() -> Task:
     return _with_data(_numpy_data)
 
 
+@hpsearch.task
 def mismatched_data() -> Task:
     return _with_data(_mismatched_data)
+
+
+# --- parameter tables whose active_if conditions are broken (tests/test_bad_input.py)
+
+
+def _with_conditions(**conditions: Condition) -> Task:
+    base = toy_regression()
+    params = {name: dataclasses.replace(spec, active_if=conditions.get(name, spec.active_if)) for name, spec in base.params.items()}
+    return dataclasses.replace(base, params=params)
+
+
+@hpsearch.task
+def circular_conditions() -> Task:
+    return _with_conditions(width=Condition("behaviour", "in", ("ok",)), behaviour=Condition("width", ">", 1))
+
+
+@hpsearch.task
+def self_condition() -> Task:
+    return _with_conditions(width=Condition("width", ">", 1))
+
+
+@hpsearch.task
+def condition_on_unknown() -> Task:
+    return _with_conditions(width=Condition("depth", ">", 1))

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+import hpsearch
 from hpsearch.tasks import DataSplits, Task
 from hpsearch.tasks.digits import digits_mlp, load_digits_splits
 
@@ -53,6 +54,7 @@ def _build(reg: Any, options: Mapping[str, Any], data: DataSplits) -> Any:
     return ClassifierModule(_Recorder(net), reg)
 
 
+@hpsearch.task
 def probe() -> Task:
     base = digits_mlp()
     return Task(

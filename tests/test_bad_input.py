@@ -122,6 +122,31 @@ CASES: list[tuple[str, str | None, list[str], list[str]]] = [
     ("workers-zero", study(), ["--workers", "0"], ["--workers", "outside 1..64"]),
     ("postgres-without-driver", study(), ["--storage", "postgresql://user:s3cret-pw@127.0.0.1:1/db"],
      ["storage", "cannot open postgresql+psycopg2://user:***@"]),
+    # issue 23: checks that came late (after the study was created) or never
+    ("constraint-nan", study(constraints={"train_val_gap": {"max": float("nan")}}), [], ["constraints.train_val_gap.max", "finite", "nan"]),
+    ("constraint-inf", study(constraints={"train_val_gap": {"min": float("-inf")}}), [], ["constraints.train_val_gap.min", "finite"]),
+    ("model-dir-nul", study(model_dir="models\x00x"), [], ["model_dir", "cannot contain '\\x00'"]),
+    ("model-dir-proc", study(model_dir="/proc/self/models"), [], ["model_dir", "/proc", "system path"]),
+    ("model-dir-dev-null", study(model_dir="/dev/null"), [], ["model_dir", "/dev/null", "system path"]),
+    ("model-dir-is-a-file", study(model_dir="bad.yaml"), [], ["model_dir", "bad.yaml exists and is not a directory"]),
+    ("model-dir-under-a-file", study(model_dir="bad.yaml/models"), [], ["model_dir", "bad.yaml is not a directory"]),
+    ("baselines-over-trials", study(trials=1, baselines={"a": {"learning_rate": 0.005}, "b": {"learning_rate": 0.002}}), [],
+     ["baselines", "2 baselines but trials is 1"]),
+    ("cli-trials-below-baselines", study(baselines={"a": {"learning_rate": 0.005}, "b": {"learning_rate": 0.002}}), ["--trials", "1"],
+     ["baselines", "2 baselines but trials is 1"]),
+    ("l2-mode-without-weight-decay", study(search__weight_decay=[0.0], search__l2_mode=["decoupled", "loss"]), [],
+     ["search.l2_mode", "has no effect", "weight_decay > 0", "search.weight_decay only holds 0.0"]),
+    ("l2-scope-without-weight-decay", study(search__weight_decay=[0.0, 0], search__l2_scope=["all", "fc"]), [],
+     ["search.l2_scope", "has no effect"]),
+    ("momentum-without-sgd", study(fixed__optimizer=DELETE, search__optimizer=["adamw", "adam"], search__momentum={"low": 0.5, "high": 0.9}), [],
+     ["search.momentum", "optimizer is sgd", "search.optimizer only holds adamw, adam"]),
+    ("active-if-circular", toy("circular_conditions"), [], ["task toy-regression", "circular (width -> behaviour -> width)"]),
+    ("active-if-self", toy("self_condition"), [], ["task toy-regression", "circular (width -> width)"]),
+    ("active-if-unknown", toy("condition_on_unknown"), [], ["task toy-regression", "active_if of width reads 'depth'"]),
+    ("task-unmarked", toy("unmarked_factory"), [], ["task", "not a task factory", "@hpsearch.task"]),
+    ("task-tempfile-mkdtemp", study(task="tempfile:mkdtemp"), [], ["task", "not a task factory"]),
+    ("task-import-side-effect", study(task="antigravity:x"), [], ["task", "defines no function 'x' marked"]),
+    ("task-not-a-reference", study(task="os.path:join()"), [], ["task", "not a custom task reference"]),
 ]
 
 
@@ -186,7 +211,8 @@ def test_read_commands_on_a_database_that_is_not_optuna(tmp_path: Path, command:
     assert "not an Optuna study database" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("case", ["sampler-option-wrong-type", "pruner-option-wrong-type", "load-data-raises", "step-not-dividing"])
+@pytest.mark.parametrize("case", ["sampler-option-wrong-type", "pruner-option-wrong-type", "load-data-raises", "step-not-dividing",
+                                  "baselines-over-trials", "model-dir-dev-null"])
 def test_bad_input_with_a_worker_pool_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     """``--workers 2`` checks everything before the pool creates the study."""
     text, _, expected = next(c[1:] for c in CASES if c[0] == case)
@@ -279,7 +305,7 @@ def test_custom_task_imports_from_the_working_directory(tmp_path: Path, monkeypa
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", os.getcwd())])  # restored afterwards
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my_cwd_tasks.py").write_text(
-        "from hpsearch.tasks import resolve_task\n\ndef make():\n    return resolve_task('digits-mlp')\n"
+        "import hpsearch\nfrom hpsearch.tasks import resolve_task\n\n@hpsearch.task\ndef make():\n    return resolve_task('digits-mlp')\n"
     )
     path = tmp_path / "study.yaml"
     # a metric the imported task does not report: the import worked once the task is checked

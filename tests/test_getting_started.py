@@ -110,8 +110,9 @@ def _names(url: str) -> list[str]:
 @pytest.fixture
 def three_studies(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'del.db'}"
-    for name in ("exp", "exp:verify", "exp2"):
+    for name in ("exp", "exp:verify", "exp2", "exp:lr-sweep-keep-me"):
         make_synthetic_study(url, name, 3)
+    optuna.load_study(study_name="exp:verify", storage=url).set_user_attr("source_study", "exp")  # as hpsearch verify links it
     return url
 
 
@@ -122,16 +123,16 @@ def test_delete_removes_the_study_and_its_linked_studies(three_studies: str, tmp
     assert refused.returncode == 2 and refused.stderr.splitlines() == [
         "error: refusing to delete exp, exp:verify without --yes (stdin is not a terminal)"
     ]
-    assert _names(url) == ["exp", "exp2", "exp:verify"]
+    assert _names(url) == ["exp", "exp2", "exp:lr-sweep-keep-me", "exp:verify"]
     code, out = run_in_pty(["delete", "exp", "--storage", url], tmp_path, answer="n")
     assert code == 1 and "Delete exp, exp:verify from sqlite:///" in out and "Aborted" in out
-    assert _names(url) == ["exp", "exp2", "exp:verify"]
+    assert _names(url) == ["exp", "exp2", "exp:lr-sweep-keep-me", "exp:verify"]
     code, out = run_in_pty(["delete", "exp", "--storage", url], tmp_path, answer="y")
     assert code == 0 and "deleted exp, exp:verify" in out, out
-    assert _names(url) == ["exp2"] and optuna.get_all_study_names(url) == ["exp2"]
+    assert _names(url) == ["exp2", "exp:lr-sweep-keep-me"]  # a name prefix is no link
     proc = run_cli("delete", "exp2", "--yes", "--storage", url, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "deleted exp2"
-    assert optuna.get_all_study_names(url) == []
+    assert optuna.get_all_study_names(url) == ["exp:lr-sweep-keep-me"]
     missing = run_cli("delete", "exp2", "--yes", "--storage", url, cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("error: study 'exp2' not found")
 

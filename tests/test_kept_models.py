@@ -34,6 +34,7 @@ def test_exported_model_reproduces_the_stored_metric_and_superseded_models_are_r
     assert sorted(p.name for p in models.iterdir()) == [study.best_trial.user_attrs[MODEL_ATTR]]  # the rest removed
 
     out = tmp_path / "export" / "best.pt"
+    out.parent.mkdir()  # export-model creates no directory without --force
     result = run_cli("export-model", "tiny", "--storage", sqlite_url, "--out", str(out))
     assert result.returncode == 0, result.stderr
     model, info = load_model(out)

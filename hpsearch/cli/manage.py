@@ -25,16 +25,18 @@ class ConfirmationNeeded(click.ClickException):
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (for scripts).")
 @pass_cli
 def delete(cli: CliContext, study_name: str, yes: bool) -> None:
-    """Delete STUDY_NAME and its linked studies (STUDY_NAME:verify...) with all their trials.
+    """Delete STUDY_NAME and the studies linked to it (STUDY_NAME:verify) with all their trials.
 
-    Asks for confirmation on a terminal; --yes skips the question. Without a terminal (a
-    script, a pipe) --yes is required.
+    A linked study is one whose stored link (user attr source_study) names STUDY_NAME; a study
+    that only starts with "STUDY_NAME:" is not touched. The studies are listed before the
+    question on a terminal; --yes skips the question. Without a terminal (a script, a pipe)
+    --yes is required.
     """
     from hpsearch.store.queries import delete_studies, linked_study_names
     from hpsearch.store.urls import mask_url
 
     names = linked_study_names(study_name, cli.url)
-    listed = ", ".join(names)
+    listed = ", ".join(n if n.isprintable() else repr(n) for n in names)
     if not yes:
         if not sys.stdin.isatty():
             raise ConfirmationNeeded(f"refusing to delete {listed} without --yes (stdin is not a terminal)")

@@ -116,14 +116,17 @@ def trials(cli: CliContext, study_name: str, csv_path: str) -> None:
               help="Checkpoint file to write; a loading snippet is written next to it with suffix .py.")
 @click.option("--model-dir", type=click.Path(file_okay=False), envvar="HPSEARCH_MODEL_DIR",
               help="Where the study keeps its models [env: HPSEARCH_MODEL_DIR; default: the directory recorded with the study].")
+@click.option("--force", is_flag=True, help="Replace an existing --out file or snippet, and create a missing --out directory.")
 @pass_cli
-def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, model_dir: str | None) -> None:
+def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, model_dir: str | None, force: bool) -> None:
     """Write the kept model (final weights and the settings that rebuild it) of the best trial
     of STUDY_NAME, or of --trial N, to --out, plus a short Python snippet that loads it.
 
     Every COMPLETE trial that was the best so far had its model kept through Optuna's artifact
     store; those a better trial superseded were removed, so only current best (or Pareto-front)
-    trials can be exported."""
+    trials can be exported. An existing file (the checkpoint or the snippet) is never replaced,
+    nor a missing directory created, without --force; a kept file that holds more than tensors
+    and plain data is refused."""
     from pathlib import Path
 
     from hpsearch.api import best_trial, load_study
@@ -132,7 +135,7 @@ def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, 
     study = load_study(study_name, cli.url)
     number = best_trial(study_name, cli.url, trial).trial
     chosen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    snippet = export(study, chosen, Path(out), model_dir)
+    snippet = export(study, chosen, Path(out), model_dir, force)
     click.echo(f"wrote the model of trial #{number} to {out} and a loading snippet to {snippet}")
 
 

@@ -19,7 +19,7 @@ from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
 from hpsearch.run.identity import check_identity, checkpoint_key
-from hpsearch.run.kept_models import ModelKeeper
+from hpsearch.run.kept_models import ModelKeeper, model_dir_for
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
 from hpsearch.run.trial_loop import fail_own_running, run_trials
@@ -28,7 +28,7 @@ from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.queries import check_database, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
-from hpsearch.study.baselines import enqueue_baselines
+from hpsearch.study.baselines import check_baseline_count, enqueue_baselines
 from hpsearch.study.config import StudyFile, effective_settings
 from hpsearch.study.definition import StudyDefinition, define
 from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
@@ -146,6 +146,13 @@ def record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
             study.set_user_attr(key, value)
 
 
+def preflight(definition: StudyDefinition, url: str) -> None:
+    """The checks that depend on this run rather than the file alone (the trial budget after
+    overrides and caps, the model directory), made before any study is created."""
+    check_baseline_count(definition.config, definition.path)
+    model_dir_for(definition, url)
+
+
 def open_study(
     study_file: Union[StudyFile, StudyDefinition],
     storage_url: str,
@@ -162,6 +169,7 @@ def open_study(
     build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics))  # validates options early
     pruner = optuna.pruners.NopPruner() if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     data = load_checked_data(definition.task, config.seed, definition.path)
+    preflight(definition, storage_url)
     study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
     # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
     # already there, so its sampler does not replay the first run's proposals; workers started

@@ -204,7 +204,7 @@ def run_local_pool(
     index i for its GPU. Everything is checked before the study is created or changed: the
     worker count, the sampler and pruner, the task's data, the study's definition (a changed
     one only with ``allow_changes``)."""
-    from hpsearch.run.runner import create_or_load
+    from hpsearch.run.runner import create_or_load, preflight
     from hpsearch.store.queries import load_study, study_state_counts
     from hpsearch.study.algorithms import build_pruner, build_sampler
     from hpsearch.study.definition import define
@@ -216,6 +216,7 @@ def run_local_pool(
     build_sampler(config.sampler, config.seed, definition.path)
     build_pruner(config.pruner, config.max_epochs, definition.path)
     load_checked_data(definition.task, config.seed, definition.path)
+    preflight(definition, url)
     study = create_or_load(definition, url, allow_changes=allow_changes)
     cores = available_cores()
     gpus = visible_gpus(os.environ)

@@ -203,16 +203,23 @@ def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
     study._storage.set_study_system_attr(study._study_id, key, value)
 
 
+#: Study user attr of a linked study (``NAME:verify``): the name of the study it belongs to,
+#: set when the linked study is created (``hpsearch verify``).
+LINK_ATTR = "source_study"
+
+
 def linked_study_names(study_name: str, url: str) -> list[str]:
-    """``study_name`` and the studies linked to it (``NAME:verify``, ``NAME:...``) that exist
-    in the database at ``url``; :class:`StudyNotFoundError` when ``study_name`` is missing."""
+    """``study_name`` and the studies linked to it by a stored link (user attr
+    :data:`LINK_ATTR` naming it; never by a name pattern) in the database at ``url``;
+    :class:`StudyNotFoundError` when ``study_name`` is missing."""
     from hpsearch.store.connect import connect
 
-    names = optuna.get_all_study_names(connect(url, create=False))
-    if study_name not in names:
-        valid = ", ".join(sorted(names)) or "none"
+    studies = connect(url, create=False).get_all_studies()
+    if not any(s.study_name == study_name for s in studies):
+        valid = ", ".join(sorted(s.study_name for s in studies)) or "none"
         raise StudyNotFoundError(f"study {study_name!r} not found; studies in this database: {valid}")
-    return [study_name, *sorted(n for n in names if n.startswith(study_name + ":"))]
+    linked = (s.study_name for s in studies if s.study_name != study_name and s.user_attrs.get(LINK_ATTR) == study_name)
+    return [study_name, *sorted(linked)]
 
 
 def delete_studies(names: list[str], url: str) -> None:

@@ -70,6 +70,16 @@ def baseline_params(name: str, settings: dict[str, Any], config: StudyConfig, ta
     return params
 
 
+def check_baseline_count(config: StudyConfig, path: str) -> None:
+    """Each baseline is one of the study's ``trials``: more baselines than trials (after CLI
+    overrides and budget caps) would leave the extra ones waiting forever."""
+    if len(config.baselines) > config.trials:
+        raise ConfigError(
+            f"{path}: baselines: {len(config.baselines)} baselines but trials is {config.trials}; "
+            "each baseline is one of the trials (raise trials or remove a baseline)"
+        )
+
+
 def check_baselines(config: StudyConfig, task: Task, path: str) -> dict[str, dict[str, Any]]:
     """The params of every baseline (see :func:`baseline_params`)."""
     return {name: baseline_params(name, dict(settings), config, task, path) for name, settings in config.baselines.items()}

@@ -7,6 +7,7 @@ No torch/optuna imports here.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,13 @@ class Bound(_Strict):
     min: Union[int, float, None] = None
     max: Union[int, float, None] = None
 
+    @field_validator("min", "max")
+    @classmethod
+    def _finite(cls, value: Union[int, float, None]) -> Union[int, float, None]:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _one_bound(self) -> "Bound":
         if self.min is None and self.max is None:
@@ -155,6 +163,14 @@ class StudyConfig(_Strict):
     # A question (compare the levels of a factor, each tuned with the same budget): see
     # hpsearch.question; `optimize` then tunes one linked study per level.
     question: QuestionConfig | None = None
+
+    @field_validator("model_dir")
+    @classmethod
+    def _model_dir_text(cls, value: str | None) -> str | None:
+        bad = next((c for c in value or "" if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:
+            raise ValueError(f"cannot contain {bad!r} (control characters are not allowed)")
+        return value
 
     @field_validator("search", mode="before")
     @classmethod

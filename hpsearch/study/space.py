@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hpsearch.errors import ConfigError
-from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS, ParamSpec, active_params
+from hpsearch.params import REGULARIZATION_DEFAULTS, REGULARIZATION_PARAMS, Condition, ParamSpec, active_params
 from hpsearch.study.config import Range, StudyConfig
 from hpsearch.tasks.base import Task
 
@@ -75,6 +75,7 @@ def _check_unique(where: str, choices: list[Any]) -> None:
 def check_against_task(config: StudyConfig, task: Task, path: str) -> None:
     """Raise :class:`ConfigError` unless every searched/fixed parameter is one the task
     understands, with valid values, and the metric is one the task reports."""
+    check_task_conditions(task, path)
     valid_names = ", ".join(sorted(task.params))
     both = sorted(set(config.search) & set(config.fixed))
     if both:
@@ -110,15 +111,50 @@ def base_values(config: StudyConfig, task: Task) -> dict[str, Any]:
     return {**REGULARIZATION_DEFAULTS, **task.defaults, **config.fixed}
 
 
+def check_task_conditions(task: Task, path: str) -> None:
+    """Every ``active_if`` in the task's table reads a parameter of the task, and no chain of
+    conditions comes back to where it started (``a`` active if ``b``, ``b`` active if ``a``)."""
+    for name, spec in task.params.items():
+        chain = [name]
+        cond = spec.active_if
+        while cond is not None:
+            if cond.param not in task.params:
+                raise ConfigError(f"{path}: task {task.name}: active_if of {chain[-1]} reads {cond.param!r}, which is not a parameter of the task")
+            if cond.param in chain:
+                raise ConfigError(f"{path}: task {task.name}: active_if of {name} is circular ({' -> '.join([*chain, cond.param])})")
+            chain.append(cond.param)
+            cond = task.params[cond.param].active_if
+
+
+def _space_satisfies(cond: Condition, space: Any) -> bool:
+    """Whether some value of the search space ``space`` of ``cond.param`` makes ``cond`` true."""
+    if not isinstance(space, Range):
+        return any(cond.holds({cond.param: c}) for c in space)
+    if cond.op == "in":
+        return any(not isinstance(c, bool) and isinstance(c, (int, float)) and space.low <= c <= space.high for c in cond.value)
+    return cond.holds({cond.param: space.low if cond.op in ("<", "<=") else space.high})
+
+
+def _show_space(space: Any) -> str:
+    return f"[{space.low!r}, {space.high!r}]" if isinstance(space, Range) else ", ".join(str(c) for c in space)
+
+
 def _check_conditions(config: StudyConfig, task: Task, path: str) -> None:
-    """A searched parameter whose condition depends only on unsearched values and is false
-    would never be sampled: a configuration error."""
+    """A searched parameter whose condition no value can make true (its parameter unsearched,
+    or searched over values that all fail it) would never be sampled: a configuration error."""
     base = base_values(config, task)
     for name in config.search:
         cond = task.params[name].active_if
-        if cond is None or cond.param in config.search:
+        if cond is None:
             continue
-        if not cond.holds(base):
+        if cond.param in config.search:
+            space = config.search[cond.param]
+            if not _space_satisfies(cond, space):
+                raise ConfigError(
+                    f"{path}: search.{name}: has no effect here: only when {cond.describe()}, "
+                    f"and search.{cond.param} only holds {_show_space(space)}"
+                )
+        elif not cond.holds(base):
             raise ConfigError(
                 f"{path}: search.{name}: has no effect here: only when {cond.describe()}, "
                 f"and {cond.param} is {base.get(cond.param)!r}"

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+import hpsearch
 from hpsearch.models.base import RegressorModule
 from hpsearch.params import REGULARIZATION_PARAMS, ParamSpec
 from hpsearch.regularization import Regularization
@@ -42,6 +43,7 @@ def _build(reg: Regularization, options: Mapping[str, Any], data: DataSplits) ->
     return SleepModule(reg, options["sleep_seconds"])
 
 
+@hpsearch.task
 def make_task() -> Task:
     return Task(
         name="sleep",
