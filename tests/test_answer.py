@@ -70,6 +70,9 @@ def test_a_planted_large_effect_is_better_and_every_level_gets_its_budget(tmp_pa
     assert "[" not in text.stderr  # all 10 retrains were reused: no progress lines
     listing = run_cli("studies", "--storage", sqlite_url, cwd=tmp_path)
     assert "answered" in listing.stdout
+    report = run_cli("report", "widths", "--out", str(tmp_path / "rep"), "--storage", sqlite_url, cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "rep" / "forest.png").stat().st_size > 1000
+    assert "10 vs 2: BETTER" in (tmp_path / "rep" / "report.html").read_text()
 
 
 def test_answer_on_a_study_without_a_question_is_one_line_exit_2(write_study, sqlite_url: str, tmp_path: Path) -> None:

@@ -64,8 +64,13 @@ def tuning_warnings(levels: list[dict[str, Any]], min_effect: float) -> list[str
     return out
 
 
+#: Settings whose effect depends on the model overfitting.
+REGULARIZERS = frozenset({"weight_decay", "l2_mode", "l2_scope", "keep_prob", "batchnorm", "input_norm"})
+
+
 def overfit_warning(levels: list[dict[str, Any]], min_effect: float, maximize: bool) -> list[str]:
-    """No level's training score beats its test score by ``min_effect``: nothing to regularize."""
+    """No level's training score beats its test score by ``min_effect``: nothing to regularize
+    (raised for questions about a regularizer only; see :func:`reviewer_warnings`)."""
     gaps = [(row["train_mean"] - row["mean"]) * (1 if maximize else -1) for row in levels
             if row.get("train_mean") is not None and row.get("mean") is not None]
     if gaps and max(gaps) < min_effect:
@@ -110,5 +115,7 @@ def reviewer_warnings(definition: Any, design: Any, runs: list[Any], answer: dic
     """Every warning for ``answer`` (see the module docstring)."""
     levels, m = answer["levels"], design.question.min_effect
     maximize = definition.direction == "maximize"
-    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *overfit_warning(levels, m, maximize),
+    touched = set(design.factors) | {k for lv in design.levels for k in lv.settings}
+    overfit = overfit_warning(levels, m, maximize) if touched & REGULARIZERS else []
+    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *overfit,
             *baseline_warning(definition, levels, maximize), *split_warning(definition, runs, m)]

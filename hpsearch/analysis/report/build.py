@@ -77,6 +77,8 @@ def build_report(
     clock = _Clock()
     study = load_study(study_name, url)  # a missing study is an error before any output
     out.mkdir(parents=True, exist_ok=True)
+    if "hpsearch_question" in study.user_attrs:  # a question's study: its levels are linked studies
+        return _question_report(study, out, started)
     step(f"loading the trials of {study_name}")
     data = extract(study)
     verification = load_verification(study_name, url)
@@ -109,6 +111,17 @@ def build_report(
     path.write_text(render_page(f"hpsearch report: {study_name}", page.sections), encoding="utf-8")
     clock.lap("html")
     return ReportResult(path, page.pngs, ids, summary_text, time.perf_counter() - started, clock.timings)
+
+
+def _question_report(study: Any, out: Path, started: float) -> ReportResult:
+    """The report of a question's study: the answer and its forest plot."""
+    from hpsearch.analysis.report.question import question_section
+
+    page = _Page(out)
+    text = question_section(page, study.user_attrs.get("hpsearch_answer"), study.study_name)
+    path = out / "report.html"
+    path.write_text(render_page(f"hpsearch report: {study.study_name}", page.sections), encoding="utf-8")
+    return ReportResult(path, page.pngs, [s.id for s in page.sections], text, time.perf_counter() - started)
 
 
 class _Clock:
