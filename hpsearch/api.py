@@ -40,6 +40,8 @@ def optimize(
     allow_changes: bool = False,
 ) -> "optuna.Study":
     """Run the study until it holds its target of finished trials; returns the Optuna study.
+    A study file with a ``question:`` block tunes every level in its own linked study (as
+    ``hpsearch optimize`` does) and returns the question's study.
 
     A file that differs from the study's definition (task, metric, search space, fixed
     settings, max_epochs, seed) is refused unless ``allow_changes`` (``--allow-changes``).
@@ -47,9 +49,19 @@ def optimize(
     Heartbeats are decided as for ``hpsearch optimize``: on for a server database
     (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
     from hpsearch.run.runner import run_study
+    from hpsearch.study.definition import define
 
     url = resolve_url(storage)
-    return run_study(study_file, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
+    definition = define(study_file)
+    if definition.config.question is not None:  # each level in its own study; returns the question's study
+        from hpsearch.question.optimize import run_question
+        from hpsearch.store.queries import load_study
+
+        run_question(definition, url, lambda run, total: run_study(
+            run.definition, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
+            allow_changes=allow_changes), allow_changes=allow_changes)
+        return load_study(definition.config.study, url)
+    return run_study(definition, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
                      allow_changes=allow_changes)
 
 

@@ -157,22 +157,21 @@ def test_a_killed_answer_resumes_without_retraining_finished_seeds(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_selection_never_reads_the_test_split(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shuffling the test labels changes the test scores, never the configurations chosen."""
+def test_selection_never_reads_the_test_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same question tuned twice from scratch, once with the test labels shuffled: the
+    configurations chosen (trial, validation value, params) are the same, the test scores not."""
     import torch
 
-    from hpsearch.api import load_study_file
+    from hpsearch.api import load_study_file, optimize
     from hpsearch.question.answer import run_answer
-    from hpsearch.run.runner import run_study
     from hpsearch.tasks import toy2d
     from hpsearch.tasks.base import DataSplits
 
     data = {**WIDTH_QUESTION, "max_epochs": 10, "question": {**WIDTH_QUESTION["question"], "seeds": 2}}
-    definition = load_study_file(write(tmp_path, data))
-    from hpsearch.question.optimize import run_question
-
-    run_question(definition, sqlite_url, lambda run, total: run_study(run.definition, sqlite_url))
-    honest = run_answer("widths", sqlite_url)
+    path = write(tmp_path, data)
+    honest_url, lied_url = f"sqlite:///{tmp_path / 'honest.db'}", f"sqlite:///{tmp_path / 'lied.db'}"
+    optimize(load_study_file(path), honest_url)
+    honest = run_answer("widths", honest_url)
     original = toy2d.load_toy2d_splits
 
     def shuffled(seed: int) -> DataSplits:
@@ -185,7 +184,65 @@ def test_selection_never_reads_the_test_split(tmp_path: Path, sqlite_url: str, m
         return DataSplits(first.train, first.val, first.test, {"variants": variants})
 
     monkeypatch.setattr(toy2d, "load_toy2d_splits", shuffled)
-    optuna.delete_study(study_name="widths:answer", storage=sqlite_url)
-    lied = run_answer("widths", sqlite_url)
+    optimize(load_study_file(path), lied_url)
+    lied = run_answer("widths", lied_url)
     assert [lv["tuning"] for lv in lied["levels"]] == [lv["tuning"] for lv in honest["levels"]]
     assert [lv["values"] for lv in lied["levels"]] != [lv["values"] for lv in honest["levels"]]
+
+
+def test_level_names_from_choices_are_made_safe_and_a_numeric_reference_is_a_name(tmp_path: Path) -> None:
+    from hpsearch.api import load_study_file
+    from hpsearch.question.cells import plan
+
+    data = {"study": "bn", "task": "digits-bn", "trials": 1, "max_epochs": 1,
+            "search": {"placement": ["fc/none", "fc/before_activation"], "learning_rate": {"low": 1e-3, "high": 1e-2}},
+            "question": {"asks": "where?", "compare": "placement", "reference": "fc-none", "budget": 1, "min_effect": 0.01}}
+    design = plan(load_study_file(write(tmp_path, data)))
+    assert [c.key for c in design.cells] == ["fc-none", "fc-before_activation"]
+    assert design.levels[0].settings == {"placement": "fc/none"}
+    numeric = {**WIDTH_QUESTION, "question": {**WIDTH_QUESTION["question"], "reference": 2}}
+    assert plan(load_study_file(write(tmp_path, numeric))).reference.name == "2"
+
+
+def test_vary_split_on_a_task_whose_data_ignores_the_seed_is_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hpsearch.api import load_study_file
+    from hpsearch.errors import ConfigError
+    from hpsearch.question.answer import check_split_varies
+    from hpsearch.question.optimize import cell_runs
+
+    definition = load_study_file(write(tmp_path, WIDTH_QUESTION))
+    runs = cell_runs(definition)[1]
+    check_split_varies(definition, runs[0])  # toy2d draws new points with each seed
+    fixed = replace(definition, task=replace(definition.task, load_data=lambda seed: definition.task.load_data(0)))
+    with pytest.raises(ConfigError, match="same data for every seed"):
+        check_split_varies(fixed, runs[0])
+
+
+def test_a_stacked_retrain_whose_model_cannot_be_built_reports_the_real_reason(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hpsearch.api import load_study_file
+    from hpsearch.population.retrain import RetrainJob, retrain_all
+
+    definition = load_study_file(write(tmp_path, WIDTH_QUESTION))
+
+    def broken(reg, options, data):
+        raise RuntimeError("cannot build this model")
+
+    bad = replace(definition, task=replace(definition.task, build_model=broken))
+    jobs = [RetrainJob(bad, {"learning_rate": 0.01, "width": 10}, seed, 0) for seed in range(3)]
+    outcomes = retrain_all(jobs, population=3)
+    assert all(o.value is None and "cannot build this model" in (o.error or "") for o in outcomes)
+
+
+def test_a_trial_that_never_beat_is_failed_after_the_grace_period(sqlite_url: str) -> None:
+    from hpsearch.store.queries import fail_unbeaten
+
+    study = optuna.create_study(storage=sqlite_url, study_name="s")
+    study.ask()  # RUNNING, no heartbeat row: Optuna's own stale check never fails it
+    assert fail_unbeaten(study, grace=3600) == 0
+    assert fail_unbeaten(study, grace=0) == 1
+    (trial,) = study.trials
+    assert trial.state == TrialState.FAIL and "before its first heartbeat" in trial.user_attrs["fail_reason"]

@@ -100,3 +100,11 @@ def test_factorial_main_effects_and_interaction_are_differences_of_cell_means() 
     assert rows[("interaction", "a x b")]["difference"] == pytest.approx(-0.04, abs=0.005)
     assert rows[("interaction", "a x b")]["verdict"] == "worse" and len(rows) == 6
     assert {r["comparisons"] for r in rows.values()} == {6}  # one Holm family
+
+
+def test_a_constant_difference_inside_min_effect_with_enough_seeds_is_equivalent() -> None:
+    design = two_level_design(0.02, 10)
+    base = np.linspace(0.80, 0.85, 10)
+    values = {"a": dict(enumerate(base)), "b": dict(enumerate(base + 1 / 360))}
+    row = comparisons(design, values, maximize=True)[0]
+    assert row["test"] == "permutation" and row["verdict"] == "equivalent" and row["seeds_to_settle"] is None

@@ -67,7 +67,7 @@ class Paired:
     smallest_p: float | None = None
     seeds_needed: int | None = None
     share_positive: float | None = None  # share of seeds with a − b > 0
-    alpha: float = 1 - CONFIDENCE
+    alpha: float = round(1 - CONFIDENCE, 12)
 
     @property
     def significant(self) -> bool:
@@ -106,7 +106,7 @@ def _raw(xa: list[float], xb: list[float]) -> Paired:
 def paired_family(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], confidence: float = CONFIDENCE) -> list[Paired]:
     """Every ``(a, b)`` paired comparison (values already matched by seed), Holm-adjusted
     across the family, each with the interval that agrees with its adjusted p."""
-    alpha = 1 - confidence
+    alpha = round(1 - confidence, 12)  # 0.05, not 0.050000000000000044
     raw = [_raw(list(a), list(b)) for a, b in pairs]
     decision = [t.decision_p for t in raw]
     adjusted, levels = holm(decision), holm_alphas(decision, alpha)

@@ -104,8 +104,12 @@ def optimize(
     from hpsearch.store.heartbeat import heartbeat_for
 
     check_workers(workers)
+    from hpsearch.errors import ConfigError
+
     definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed,
                                 population=population)
+    if definition.config.question is not None and trials is not None:
+        raise ConfigError("--trials: a question tunes every level to its question.budget; change the budget instead")
     beat = heartbeat_for(cli.url, heartbeat, grace, shared=workers > 1 or pool_worker)
     if workers > 1:
         forwarded = {

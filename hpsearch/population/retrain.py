@@ -5,6 +5,7 @@ Each member's outcome is what :func:`hpsearch.analysis.retrain.retrain` would re
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Any, Mapping, Sequence
 from hpsearch.analysis.retrain import Retrained, retrain
 from hpsearch.errors import describe_exception
 from hpsearch.study.meta import metric_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,17 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
     from hpsearch.study.space import settings_for
 
     first = jobs[0].definition
-    settings = [settings_for(j.params, j.definition.config, j.definition.task) for j in jobs]
-    data = first.task.splits(jobs[0].data_seed, settings[0].options)
-    singles = []
-    for job, s in zip(jobs, settings):
-        torch.manual_seed(job.seed)
-        singles.append(first.task.build_model(s.reg, s.options, data))
     try:
+        settings = [settings_for(j.params, j.definition.config, j.definition.task) for j in jobs]
+        data = first.task.splits(jobs[0].data_seed, settings[0].options)
+        singles = []
+        for job, s in zip(jobs, settings):
+            torch.manual_seed(job.seed)
+            singles.append(first.task.build_model(s.reg, s.options, data))
         pop = population_of(singles, [s.reg for s in settings], [j.seed for j in jobs], int(settings[0].options.get("batch_size", 64)))
     except Unsupported:
+        return None
+    except Exception:  # a builder that fails: each retrain alone reports its own reason
         return None
     torch.manual_seed(jobs[0].seed)  # dropout masks of the group
     quiet_lightning()
@@ -79,8 +84,9 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
     started = time.perf_counter()
     error = fit_catching(trainer, pop, PopulationFeed(data.train, data.val))
     seconds = (time.perf_counter() - started) / len(jobs)  # each member's share of the fit
-    if error is not None:
-        return [Retrained(None, describe_exception(error), pop.epochs_validated, seconds)] * len(jobs)
+    if error is not None:  # e.g. out of memory for the whole stack: each member alone gives its own outcome
+        log.info("stacked retrain of %d members failed (%s); retraining them one at a time", len(jobs), describe_exception(error))
+        return None
     key = metric_key(first.metric)
     device = pop.device
     test = pop.member_metrics(_to(data.test[0], device), data.test[1].to(device)).get(key)

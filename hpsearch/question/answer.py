@@ -35,12 +35,14 @@ class Selection:
 
 
 def select(study: optuna.Study, budget: int, maximize: bool) -> Selection:
-    """The best COMPLETE trial (validation value; ties: the earlier trial) among the first
+    """The best feasible COMPLETE trial (validation value; ties: the earlier trial) among the first
     ``budget`` finished (complete or pruned) trials by number: every level is judged on exactly
     its budget, however many trials extra workers added. Never reads the test split."""
+    from hpsearch.store.queries import is_feasible
+
     finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))]
     first = sorted(finished, key=lambda t: t.number)[:budget]
-    complete = [t for t in first if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [t for t in first if t.state == TrialState.COMPLETE and t.value is not None and is_feasible(t)]
     sign = -1.0 if maximize else 1.0
     best = min(complete, key=lambda t: (sign * float(t.value or 0.0), t.number)) if complete else None
     return Selection(best, len(first), sum(t.state == TrialState.PRUNED for t in first), budget)
@@ -60,8 +62,11 @@ def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
 def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed", population: int = 1,
                heartbeat: Any = None, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain what is missing, compute and store the answer; returns it (JSON-ready)."""
+    from hpsearch.store.heartbeat import Heartbeat
     from hpsearch.store.queries import load_study
+    from hpsearch.study.identity import fingerprint, fingerprint_hash
 
+    heartbeat = heartbeat or Heartbeat()
     if vary not in VARY:
         raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
     started = time.perf_counter()
@@ -78,9 +83,15 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed"
         raise ConfigError(f"question {name!r}: level {empty[0]} has no completed tuning trial yet; "
                           f"run hpsearch optimize on the study file first")
     split = definition.config.seed
-    pairs = [Pair(r.cell.key, dict(sel.params), sel.number, s, s if vary == "split" else split)
+    if vary == "split":
+        check_split_varies(definition, runs[0])
+    hashes = {r.cell.key: fingerprint_hash(fingerprint(r.definition)) for r in runs}
+    pairs = [Pair(r.cell.key, dict(sel.params), sel.number, hashes[r.cell.key], s, s if vary == "split" else split)
              for r in runs for sel in [selections[r.cell.key].best] if sel is not None for s in range(seeds)]
     astudy = open_answer_study(hub, url, heartbeat)
+    first_min_effect = astudy.user_attrs.get("min_effect_first_answer")
+    if first_min_effect is None:
+        astudy.set_user_attr("min_effect_first_answer", q.min_effect)
 
     def done(pair: Pair, result: PairResult, finished: int, total: int) -> None:
         if on_progress is not None:
@@ -91,6 +102,9 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed"
     run_pairs(astudy, pairs, {r.cell.key: r.definition for r in runs}, population, heartbeat, done)
     results = collect(astudy, pairs)
     answer = build_answer(name, definition, design, runs, selections, pairs, results, vary, maximize)
+    if first_min_effect is not None and first_min_effect != q.min_effect:
+        answer["warnings"].insert(0, f"min_effect was {first_min_effect:g} when this question was first answered and is "
+                                     f"{q.min_effect:g} now: a threshold chosen after seeing results is not fixed in advance")
     answer["wall_seconds"] = round(time.perf_counter() - started, 1)
     hub.set_user_attr(ANSWER_ATTR, answer)
     return answer
@@ -125,8 +139,9 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
             "failed": {str(s): r.error for s, r in got.items() if r.error is not None},
         })
     rows = comparisons(design, values, maximize)
-    covers = ("seed noise (initialization, batch order, dropout) and the train/validation/test split, redrawn "
-              "(stratified) with each seed" if vary == "split" else
+    covers = ("seed noise (initialization, batch order, dropout) and the data: each seed s trains and scores on the "
+              f"task's data drawn with seed s ({definition.task.name}: load_data(s)) instead of one fixed split"
+              if vary == "split" else
               f"seed noise (initialization, batch order, dropout) on one fixed train/validation/test split "
               f"(drawn with the study seed {definition.config.seed}); not the variation between splits")
     answer: dict[str, Any] = {
@@ -140,6 +155,24 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
     }
     answer["warnings"] = reviewer_warnings(definition, design, runs, answer)
     return answer
+
+
+def check_split_varies(definition: Any, run: CellRun) -> None:
+    """``--vary split`` on a task whose data does not depend on the seed would vary nothing:
+    refuse it with one line."""
+    from hpsearch.study.space import settings_for
+
+    options = settings_for({}, run.definition.config, run.definition.task).options
+    a, b = (definition.task.splits(s, options) for s in (0, 1))
+    if a.test[1].shape == b.test[1].shape and bool((a.test[1] == b.test[1]).all()) and _same(a.test[0], b.test[0]):
+        raise ConfigError(f"--vary split: task {definition.task.name} draws the same data for every seed, so the "
+                          "split would not vary; use --vary seed")
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, (tuple, list)):
+        return all(_same(a, b) for a, b in zip(x, y))
+    return bool(x.shape == y.shape and (x == y).all())
 
 
 def _mean(values: list[Any]) -> float | None:

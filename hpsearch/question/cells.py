@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from hpsearch.errors import ConfigError
-from hpsearch.question.config import FACTOR_JOIN, QuestionConfig
+from hpsearch.question.config import FACTOR_JOIN, QuestionConfig, slug
 from hpsearch.study.config import MAX_STUDY_NAME, Range, StudyFile, parse_study
 
 #: Most cells (levels × within combinations) one question may have.
@@ -41,7 +41,7 @@ class Cell:
 
     @property
     def within_label(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.within)
+        return ",".join(f"{k}={slug(v)}" for k, v in self.within)
 
     @property
     def key(self) -> str:
@@ -83,7 +83,12 @@ def _factor_levels(q: QuestionConfig, config: Any, path: str) -> list[list[tuple
     for factor, given in q.explicit_levels().items():
         if given is None:
             where = "compare"
-            out.append([(str(c), {factor: c}) for c in _choices(config, factor, path, where)])
+            levels = [(slug(c), {factor: c}) for c in _choices(config, factor, path, where)]
+            names = [n for n, _ in levels]
+            if len(set(names)) != len(names):
+                raise _fail(path, "compare", f"the choices of {factor} give the same level name twice ({names}); "
+                                             "name the levels under levels:")
+            out.append(levels)
         else:
             out.append(list(given.items()))
     if len(out) == 2 and any(len(levels) != 2 for levels in out):
@@ -142,10 +147,15 @@ def cell_config_data(definition: Any, plan: QuestionPlan, cell: Cell) -> dict[st
     fixed = {**config.fixed, **moved}
     search = {k: v for k, v in config.search.items() if k not in moved}
     context = {**task.defaults, **fixed}
-    for name in list(search):
-        cond = task.params[name].active_if if name in task.params else None
-        if cond is not None and cond.param not in search and not cond.holds(context):
-            del search[name]  # the level makes it inactive: nothing to tune
+    changed = True
+    while changed:  # a chain of conditions: a parameter made inactive can make another one inactive
+        changed = False
+        for name in list(search):
+            cond = task.params[name].active_if if name in task.params else None
+            if cond is not None and cond.param not in search and not cond.holds(context):
+                del search[name]  # the level makes it inactive: nothing to tune
+                context.pop(name, None)
+                changed = True
     data.update(study=plan.cell_study(config.study, cell), trials=plan.question.budget, fixed=fixed,
                 search={k: (v.model_dump(exclude_none=True) if isinstance(v, Range) else v) for k, v in search.items()})
     return data

@@ -18,6 +18,12 @@ FACTOR_JOIN = "+"
 DEFAULT_SEEDS = 10
 
 
+def slug(value: Any) -> str:
+    """A level name for a searched choice: its text with the characters a level name cannot
+    hold (``/ \\ : @ +`` and control characters) replaced by ``-`` (``fc/none`` -> ``fc-none``)."""
+    return "".join("-" if ord(c) < 32 or c in "/\\:@" + FACTOR_JOIN else c for c in str(value)).strip() or "-"
+
+
 def _level_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not name.strip() or name != name.strip():
         raise ValueError(f"{where}: a level name is a non-empty string without leading/trailing spaces, got {name!r}")
@@ -51,6 +57,12 @@ class QuestionConfig(BaseModel):
     budget: int = Field(gt=0, le=100_000)
     seeds: int = Field(default=DEFAULT_SEEDS, ge=2, le=1000)
     min_effect: Union[int, float]
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_text(cls, value: Any) -> Any:
+        # `reference: 2` names the level "2" of a numeric choice list (YAML reads it as a number)
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @field_validator("min_effect")
     @classmethod

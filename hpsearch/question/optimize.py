@@ -75,7 +75,7 @@ def open_question(definition: Any, url: str, allow_changes: bool = False) -> tup
     return hub, design, runs
 
 
-def run_question(definition: Any, url: str, run_cell: Callable[[CellRun, int], None], worker_index: int = 0,
+def run_question(definition: Any, url: str, run_cell: Callable[[CellRun, int], object], worker_index: int = 0,
                  allow_changes: bool = False) -> list[CellRun]:
     """Open the question (see :func:`open_question`), then ``run_cell(run, total)`` for every
     cell, starting at cell ``worker_index mod total``; returns the cells in design order."""

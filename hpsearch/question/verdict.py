@@ -62,11 +62,12 @@ def decide(p: Paired, min_effect: float, maximize: bool) -> Verdict:
     if p.test == "identical":
         return Verdict("equivalent", f"identical test results on all {p.seeds} seeds (the levels trained the same models)")
     if p.test == "permutation":
+        same = f"the same difference on all {p.seeds} seeds"
         if p.significant and abs(d) >= min_effect:
-            return Verdict("better" if improves else "worse",
-                           f"the same difference on all {p.seeds} seeds (exact permutation test, adjusted p = {p.p_adjusted:.3g})")
-        note = reach_note(p) or f"the same difference on all {p.seeds} seeds, below min_effect or not significant"
-        return Verdict("inconclusive", note, p.seeds_needed)
+            return Verdict("better" if improves else "worse", f"{same} (exact permutation test, adjusted p = {p.p_adjusted:.3g})")
+        if abs(d) < min_effect and p.seeds_needed is None:  # enough seeds for the exact test to see a difference
+            return Verdict("equivalent", f"{same}, {d:+.4g}, inside ±{min_effect:g}")
+        return Verdict("inconclusive", reach_note(p) or f"{same}, not significant after adjustment", p.seeds_needed)
     assert p.ci_low is not None and p.ci_high is not None
     if p.significant and abs(d) >= min_effect:
         return Verdict("better" if improves else "worse", f"the interval excludes 0 and |difference| ≥ {min_effect:g}")

@@ -80,8 +80,9 @@ def overfit_warning(levels: list[dict[str, Any]], min_effect: float, maximize: b
 
 
 def baseline_warning(definition: Any, levels: list[dict[str, Any]], maximize: bool) -> list[str]:
-    """A baseline the task computed (``baseline_<metric>`` on the validation split) that is at
-    least as good as every level's retrained validation score."""
+    """A baseline the task computed (``baseline_<metric>`` on the validation split, stored on
+    the study from ``load_data``'s info as the runner does) that is at least as good as every
+    level's retrained validation score."""
     info = definition.task.load_data(definition.config.seed).info.get("study_user_attrs", {})
     baseline = info.get(f"baseline_{definition.metric}")
     vals = [row["val_mean"] for row in levels if row.get("val_mean") is not None]
@@ -102,9 +103,8 @@ def split_warning(definition: Any, runs: list[Any], min_effect: float) -> list[s
         return []
     from hpsearch.study.space import settings_for
 
-    run = runs[0]
-    options = settings_for({}, run.definition.config, run.definition.task).options
-    n = len(run.definition.task.splits(definition.config.seed, options).test[1])
+    n = min(len(run.definition.task.splits(definition.config.seed, settings_for(
+        {}, run.definition.config, run.definition.task).options).test[1]) for run in runs)
     if n and 1 / n > min_effect:
         return [f"the test split has {n} examples: one example is {1 / n:.3g} > min_effect {min_effect:g}; "
                 "differences below one example cannot be seen"]

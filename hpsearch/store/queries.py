@@ -252,11 +252,31 @@ def claim_once(study: optuna.Study, key: str) -> bool:
     return True
 
 
-def pop_waiting(study: optuna.Study) -> optuna.Trial | None:
-    """The next WAITING (enqueued) trial of ``study``, set RUNNING by this process only (the
-    storage's state change succeeds for one caller), or ``None`` when the queue is empty."""
-    number = study._pop_waiting_trial_id()
-    return None if number is None else optuna.Trial(study, number)
+def fail_unbeaten(study: optuna.Study, grace: float) -> int:
+    """Fail the RUNNING trials of ``study`` that never recorded a heartbeat and started more
+    than ``grace`` seconds ago (a process killed between creating a trial and its first
+    heartbeat, which Optuna's stale check never sees); returns how many."""
+    import datetime
+
+    backend = _rdb(study._storage)
+    if not isinstance(backend, RDBStorage):
+        return 0
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return 0
+    ids = [t._trial_id for t in running]
+    table = models.TrialHeartbeatModel.__table__
+    with backend.engine.connect() as conn:
+        beaten = {row[0] for row in conn.execute(sa.select(table.c.trial_id).where(table.c.trial_id.in_(ids)))}
+    now = datetime.datetime.now()
+    failed = 0
+    for t in running:
+        started = t.datetime_start
+        if t._trial_id in beaten or started is None or (now - started).total_seconds() <= grace:
+            continue
+        if fail_if_running(study, t._trial_id, "the process running it died before its first heartbeat"):
+            failed += 1
+    return failed
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
