@@ -166,11 +166,12 @@ def test_report_on_trials_without_curves_or_gaps(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_report_draws_decision_boundaries_for_a_2d_study(tmp_path: Path) -> None:
+    from test_studies import without_question
+
     from hpsearch.api import load_study_file, optimize
 
-    studies = Path(__file__).resolve().parent.parent / "studies"
     url = f"sqlite:///{tmp_path / 'toy.db'}"
-    optimize(load_study_file(studies / "activations.yaml", trials=2, max_epochs=1), storage=url)
+    optimize(load_study_file(without_question("activations", tmp_path), trials=2, max_epochs=1), storage=url)
     result = build_report("activations", url, tmp_path / "out")
     boundary_pngs = [p for p in result.pngs if p.name.startswith("activations-")]
     assert boundary_pngs and all(p.stat().st_size > 0 for p in boundary_pngs)

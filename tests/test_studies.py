@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, run_cli
 from optuna.trial import TrialState
 
@@ -19,6 +20,8 @@ QUESTION_STUDIES = [
     "seq2seq-dropout-l2",
     "weight-decay-vs-normalization",
     "triplet-semihard",
+    "batchnorm-l2",
+    "question-width",
 ]
 
 
@@ -30,11 +33,28 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     return path
 
 
+def without_question(name: str, tmp_path: Path) -> Path:
+    """The built-in study file ``name`` as a plain study (its question: block removed)."""
+    data = yaml.safe_load((STUDIES / f"{name}.yaml").read_text())
+    data.pop("question", None)
+    path = tmp_path / f"{name}-plain.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.mark.parametrize("name", [n for n in QUESTION_STUDIES if n != "seq2seq-dropout-l2"])
-def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: Path) -> None:
-    study_file = hpsearch.load_study_file(STUDIES / f"{name}.yaml", trials=2, max_epochs=1)
+def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_CAP_TRIALS", "2")  # also caps each cell of a question
+    study_file = hpsearch.load_study_file(STUDIES / f"{name}.yaml", max_epochs=1)
     assert study_file.config.study == name
     study = hpsearch.optimize(study_file, storage=sqlite_url)
+    if study_file.config.question is not None:  # every level tuned in its own study
+        from hpsearch.question.optimize import cell_runs
+
+        runs = cell_runs(study_file)[1]
+        cells = [hpsearch.api.load_study(r.study_name, sqlite_url) for r in runs]
+        assert all(len(c.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2 for c in cells)
+        study = cells[0]
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(trials) == 2
     assert all(t.user_attrs["epochs"] == 1 for t in trials)
@@ -56,7 +76,7 @@ def test_seq2seq_study_via_cli_prints_the_seasonal_baseline(sqlite_url: str, tmp
 
 @pytest.mark.slow
 def test_plot_boundaries_writes_one_png_per_dataset(sqlite_url: str, tmp_path: Path) -> None:
-    study_file = hpsearch.load_study_file(STUDIES / "activations.yaml", trials=3, max_epochs=2, study="act-tiny")
+    study_file = hpsearch.load_study_file(without_question("activations", tmp_path), trials=3, max_epochs=2, study="act-tiny")
     study = hpsearch.optimize(study_file, storage=sqlite_url)
     datasets = {t.params["dataset"] for t in study.get_trials(states=(TrialState.COMPLETE,))}
     out = tmp_path / "plots"

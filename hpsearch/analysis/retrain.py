@@ -33,6 +33,8 @@ class Retrained:
     seconds: float
     train_value: float | None = None
     val_value: float | None = None
+    curve: tuple[float, ...] = ()  # the validation metric after every epoch
+    norms: Mapping[str, float] | None = None  # weight norms of the layers that feed a BatchNorm
 
     def attrs(self) -> dict[str, Any]:
         """User attrs to store with the retrain's trial."""
@@ -41,6 +43,10 @@ class Retrained:
             out["train_value"] = self.train_value
         if self.val_value is not None:
             out["val_value"] = self.val_value
+        if self.curve:
+            out["val_curve"] = [round(v, 6) for v in self.curve]
+        if self.norms:
+            out["bn_weight_norms"] = dict(self.norms)
         return out
 
 
@@ -48,16 +54,19 @@ def retrain(definition: Any, params: Mapping[str, Any], seed: int, data_seed: in
     """Train ``params`` (searched values; the study's ``fixed`` and the task's defaults fill
     the rest) with init/batch-order ``seed`` on the split drawn with ``data_seed``, for the
     study's ``max_epochs`` without pruning, and score the test split with the study's metric."""
+    from hpsearch.models.norms import weight_norms_before_batchnorm
+    from hpsearch.run.curves import ValidationCurve
     from hpsearch.run.training import evaluate, fit
     from hpsearch.study.space import settings_for
 
     task, config = definition.task, definition.config
     key = metric_key(definition.metric)
     started = time.perf_counter()
+    curve = ValidationCurve(definition.metric)
     try:
         settings = settings_for(params, config, task)
         data = task.splits(data_seed, settings.options)
-        fitted = fit(task, settings, data, max_epochs=max_epochs or config.max_epochs, seed=seed)
+        fitted = fit(task, settings, data, max_epochs=max_epochs or config.max_epochs, seed=seed, callbacks=[curve])
     except Exception as exc:  # a model or data builder that fails: the run fails with that reason
         return Retrained(None, describe_exception(exc), 0, time.perf_counter() - started)
     if fitted.error is not None:
@@ -67,7 +76,9 @@ def retrain(definition: Any, params: Mapping[str, Any], seed: int, data_seed: in
         return Retrained(None, f"the model reported no finite {key!r} on the test split (got {value!r})",
                          fitted.epochs, fitted.seconds)
     train_value = evaluate(fitted.model, data.train).get(key)
-    return Retrained(float(value), None, fitted.epochs, fitted.seconds, train_value, fitted.metrics.get(definition.metric))
+    norms = weight_norms_before_batchnorm(fitted.model)
+    return Retrained(float(value), None, fitted.epochs, fitted.seconds, train_value, fitted.metrics.get(definition.metric),
+                     tuple(float(v) for v in curve.values), norms or None)
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: Retrained) -> None:

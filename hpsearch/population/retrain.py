@@ -61,6 +61,7 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
 
     from hpsearch.population.module import PopulationFeed, population_of
     from hpsearch.population.stacked import Unsupported
+    from hpsearch.run.curves import ValidationCurve
     from hpsearch.run.training import fit_catching, quiet_lightning
     from hpsearch.study.space import settings_for
 
@@ -79,8 +80,10 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
         return None
     torch.manual_seed(jobs[0].seed)  # dropout masks of the group
     quiet_lightning()
+    curve = ValidationCurve(first.metric)
     trainer = pl.Trainer(accelerator="auto", devices=1, max_epochs=first.config.max_epochs, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[curve])
     started = time.perf_counter()
     error = fit_catching(trainer, pop, PopulationFeed(data.train, data.val))
     seconds = (time.perf_counter() - started) / len(jobs)  # each member's share of the fit
@@ -102,7 +105,7 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
             out.append(Retrained(None, reason, pop.epochs_validated, seconds))
             continue
         out.append(Retrained(value, None, pop.epochs_validated, seconds, None if train is None else float(train[pos]),
-                             None if val is None else float(val[pos])))
+                             None if val is None else float(val[pos]), tuple(curve.member(pos))))
     return out
 
 

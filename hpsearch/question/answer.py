@@ -137,6 +137,9 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
             "val_std": summarize(vals).std if len(vals := [float(r.attrs["val_value"]) for r in ok.values()
                                                              if r.attrs.get("val_value") is not None]) > 1 else None,
             "failed": {str(s): r.error for s, r in got.items() if r.error is not None},
+            "decay_shrinkage": sel.best.user_attrs.get("decay_shrinkage"),
+            **_curve_fields([r.attrs.get("val_curve") for r in ok.values()], maximize),
+            "bn_weight_norm": _mean([_total_norm(r.attrs.get("bn_weight_norms")) for r in ok.values()]),
         })
     rows = comparisons(design, values, maximize)
     covers = ("seed noise (initialization, batch order, dropout) and the data: each seed s trains and scores on the "
@@ -173,6 +176,29 @@ def _same(x: Any, y: Any) -> bool:
     if isinstance(x, (tuple, list)):
         return all(_same(a, b) for a, b in zip(x, y))
     return bool(x.shape == y.shape and (x == y).all())
+
+
+def _curve_fields(curves: list[Any], maximize: bool) -> dict[str, Any]:
+    """The mean validation curve over seeds, how much it still rose at the end, and the
+    median epochs to 95% of the final value (a maximized metric)."""
+    import statistics
+
+    from hpsearch.run.curves import epochs_to_fraction, late_gain
+
+    curves = [c for c in curves if isinstance(c, list) and c]
+    if not curves or len({len(c) for c in curves}) != 1:
+        return {"curve_mean": None, "late_gain": None, "epochs_to_95": None}
+    mean = [sum(values) / len(values) for values in zip(*curves)]
+    reached = [e for c in curves if (e := epochs_to_fraction(c)) is not None] if maximize else []
+    return {"curve_mean": [round(v, 5) for v in mean], "late_gain": late_gain(mean),
+            "epochs_to_95": statistics.median(reached) if reached else None}
+
+
+def _total_norm(norms: Any) -> float | None:
+    """The norm of all the weights that feed a BatchNorm together."""
+    if not isinstance(norms, dict) or not norms:
+        return None
+    return float(sum(float(v) ** 2 for v in norms.values()) ** 0.5)
 
 
 def _mean(values: list[Any]) -> float | None:

@@ -50,8 +50,13 @@ def answer_text(answer: dict[str, Any]) -> str:
     rows = [[lv["cell"], lv["tuning"]["trial"], f"{lv['tuning']['finished']}/{lv['tuning']['budget']}",
              _num(lv["tuning"]["value"]), lv["n"], _num(lv["mean"]), _num(lv["std"], 2),
              _ci(lv["ci_low"], lv["ci_high"]).replace("+", ""), _num(lv.get("train_mean"))] for lv in answer["levels"]]
-    lines.append(table(["level", "trial", "tuned", "validation (1 seed)", "seeds", f"{metric} mean", "std", "95% CI",
-                        "train"], rows))
+    headers = ["level", "trial", "tuned", "validation (1 seed)", "seeds", f"{metric} mean", "std", "95% CI", "train"]
+    for key, title in (("epochs_to_95", "epochs to 95%"), ("decay_shrinkage", "shrinkage"), ("bn_weight_norm", "BN-fed |W|")):
+        if any(lv.get(key) is not None for lv in answer["levels"]):
+            headers.append(title)
+            for row, lv in zip(rows, answer["levels"]):
+                row.append(_num(lv.get(key), 3))
+    lines.append(table(headers, rows))
     lines.append("")
     comp = [[c["kind"], c["level"], c["reference"], c.get("within") or "-", _signed(c["difference"]),
              _ci(c["ci_low"], c["ci_high"]), _num(c["p_adjusted"], 3),

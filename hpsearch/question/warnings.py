@@ -68,6 +68,18 @@ def tuning_warnings(levels: list[dict[str, Any]], min_effect: float) -> list[str
 REGULARIZERS = frozenset({"weight_decay", "l2_mode", "l2_scope", "keep_prob", "batchnorm", "input_norm"})
 
 
+def convergence_warnings(levels: list[dict[str, Any]], min_effect: float, maximize: bool, metric: str) -> list[str]:
+    """A level whose mean validation curve still improved by min_effect/2 or more over the
+    last 10% of its epochs: training was not long enough to compare final values."""
+    out = []
+    for row in levels:
+        gain = row.get("late_gain")
+        if gain is not None and (gain if maximize else -gain) >= min_effect / 2:
+            out.append(f"{row['cell']}: validation {metric} still improved by {abs(gain):.3g} over the last 10% of "
+                       "epochs (mean over seeds): train longer before comparing final values")
+    return out
+
+
 def overfit_warning(levels: list[dict[str, Any]], min_effect: float, maximize: bool) -> list[str]:
     """No level's training score beats its test score by ``min_effect``: nothing to regularize
     (raised for questions about a regularizer only; see :func:`reviewer_warnings`)."""
@@ -117,5 +129,6 @@ def reviewer_warnings(definition: Any, design: Any, runs: list[Any], answer: dic
     maximize = definition.direction == "maximize"
     touched = set(design.factors) | {k for lv in design.levels for k in lv.settings}
     overfit = overfit_warning(levels, m, maximize) if touched & REGULARIZERS else []
-    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *overfit,
+    converged = convergence_warnings(levels, m, maximize, definition.metric)
+    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *converged, *overfit,
             *baseline_warning(definition, levels, maximize), *split_warning(definition, runs, m)]

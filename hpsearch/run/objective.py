@@ -164,6 +164,11 @@ class Objective:
         shrinkage = decay_shrinkage(settings.reg, result.steps, groups)
         if shrinkage is not None:
             attrs["decay_shrinkage"] = shrinkage
+        from hpsearch.models.norms import weight_norms_before_batchnorm
+
+        norms = weight_norms_before_batchnorm(result.model)
+        if norms:  # what weight decay did to the layers a BatchNorm makes scale-invariant
+            attrs["bn_weight_norms"] = norms
         stopped_early = isinstance(result.error, (optuna.TrialPruned, NonFiniteLossError))
         if value is not None and (result.error is None or stopped_early):
             train_value = evaluate(result.model, data.train).get(metric_key(self.metric))

@@ -128,8 +128,6 @@ def plot_boundaries(
 
 def _draw_cell(ax: Any, plotting: _Plotting, cell: Cell | None, label: str, on_cell: Callable[[Cell, float], None] | None) -> None:
     """Retrain the cell's trial and draw its decision boundary over the training points."""
-    import numpy as np
-    import torch
 
     from hpsearch.run.training import fit
     from hpsearch.study.space import settings_for
@@ -146,20 +144,30 @@ def _draw_cell(ax: Any, plotting: _Plotting, cell: Cell | None, label: str, on_c
     retrained = result.metrics.get(plotting.metric, float("nan"))
     if on_cell is not None:
         on_cell(cell, retrained)
-    x, y = data.train
-    lo, hi = x.min(0).values.numpy() - 0.5, x.max(0).values.numpy() + 0.5
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID_POINTS), np.linspace(lo[1], hi[1], GRID_POINTS))
-    grid = torch.tensor(np.c_[gx.ravel(), gy.ravel()], dtype=torch.float32)
-    model = result.model.eval()
-    with torch.no_grad():
-        prob = torch.softmax(model(grid), dim=1)[:, 1].numpy().reshape(gx.shape)
-    ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
-    ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
-    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="k", linewidths=0.3, s=8)
+    draw_boundary(ax, result.model, data.train)
     ax.set_title(
         f"{label}: #{cell.trial.number}\n{plotting.metric} {primary_value(cell.trial):.3f} (retrained {retrained:.3f})",
         fontsize=8,
     )
+
+
+def draw_boundary(ax: Any, model: Any, train: tuple[Any, Any]) -> None:
+    """A 2-D classifier's probability of class 1 and its 0.5 contour over the training points."""
+    import numpy as np
+    import torch
+
+    x, y = train
+    lo, hi = x.min(0).values.numpy() - 0.5, x.max(0).values.numpy() + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID_POINTS), np.linspace(lo[1], hi[1], GRID_POINTS))
+    grid = torch.tensor(np.c_[gx.ravel(), gy.ravel()], dtype=torch.float32)
+    model = model.eval()
+    with torch.no_grad():
+        prob = torch.softmax(model(grid.to(model.device)), dim=1)[:, 1].cpu().numpy().reshape(gx.shape)
+    ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
+    ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu", edgecolors="k", linewidths=0.3, s=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 # --- the report's hook

@@ -118,7 +118,7 @@ def _question_report(study: Any, out: Path, started: float) -> ReportResult:
     from hpsearch.analysis.report.question import question_section
 
     page = _Page(out)
-    text = question_section(page, study.user_attrs.get("hpsearch_answer"), study.study_name)
+    text = question_section(page, study.user_attrs.get("hpsearch_answer"), study.study_name, study)
     path = out / "report.html"
     path.write_text(render_page(f"hpsearch report: {study.study_name}", page.sections), encoding="utf-8")
     return ReportResult(path, page.pngs, [s.id for s in page.sections], text, time.perf_counter() - started)
