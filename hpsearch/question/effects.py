@@ -42,7 +42,8 @@ def comparisons(design: QuestionPlan, values: Mapping[str, Mapping[int, float]],
     min_effect = design.question.min_effect
     for (row, _, _), p in zip(specs, family):
         v = decide(p, min_effect, maximize)
-        rows.append({**row, "seeds": p.seeds, "difference": p.mean_difference, "ci_low": p.ci_low, "ci_high": p.ci_high,
+        ci = None if p.ci_low is None or p.ci_high is None else [p.ci_low, p.ci_high]
+        rows.append({**row, "seeds": p.seeds, "difference": p.mean_difference, "ci": ci, "ci_low": p.ci_low, "ci_high": p.ci_high,
                      "ci_confidence": p.ci_confidence, "p_value": p.p_value if p.test == "t" else p.permutation_p,
                      "p_adjusted": p.p_adjusted, "test": p.test, "comparisons": p.comparisons, "verdict": v.verdict,
                      "reason": v.reason, "seeds_to_settle": v.seeds_to_settle, "note": reach_note(p)})
