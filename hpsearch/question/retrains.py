@@ -155,8 +155,11 @@ def run_pairs(study: optuna.Study, pairs: list[Pair], definitions: Mapping[str, 
     from hpsearch.store.queries import fail_stale_trials, fail_unbeaten
 
     finished = len(collect(study, pairs))
-    order = random.Random().sample(range(len(pairs)), len(pairs))  # processes start on different pairs
-    shuffled = [pairs[i] for i in order]
+    # Pairs of one cell stay together (they stack into one population); each process starts
+    # at a random place, so processes started together work on different pairs.
+    ordered = sorted(pairs, key=lambda p: (p.cell, p.seed))
+    start = random.Random().randrange(len(ordered)) if ordered else 0
+    shuffled = ordered[start:] + ordered[:start]
     while True:
         fail_stale_trials(study)
         fail_unbeaten(study, heartbeat.grace)
