@@ -25,7 +25,7 @@ def load_model(path: str | Path) -> tuple[RegularizedModule, dict[str, Any]]:
     settings = dict(checkpoint["settings"])
     reg = Regularization(**{k: v for k, v in settings.items() if k in REGULARIZATION_PARAMS})
     options = {k: v for k, v in settings.items() if k not in REGULARIZATION_PARAMS}
-    data = task.data_for(task.load_data(int(checkpoint["data_seed"])), options)
+    data = task.splits(int(checkpoint["data_seed"]), options)
     model = task.build_model(reg, options, data)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
