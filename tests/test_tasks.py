@@ -65,3 +65,15 @@ def test_custom_task_by_reference() -> None:
 def test_bad_task_references(ref: str) -> None:
     with pytest.raises(ConfigError, match="task"):
         resolve_task(ref)
+
+
+def test_digits_cnn_train_size_is_a_stratified_subset_of_the_training_split_only() -> None:
+    task = resolve_task("digits-cnn")
+    full = task.splits(0, {})
+    small = task.splits(0, {"train_size": 200})
+    assert len(small.train[1]) == 200 and small.train[1].bincount().tolist() == [20] * 10
+    assert small.val[0] is full.val[0] and small.test[0] is full.test[0]  # validation and test untouched
+    rows = {tuple(r.tolist()) for r in full.train[0]}
+    assert all(tuple(r.tolist()) in rows for r in small.train[0])  # drawn from the training split
+    again = task.splits(0, {"train_size": 200})
+    assert (again.train[0] == small.train[0]).all()  # the same subset for every trial of a split seed

@@ -166,6 +166,10 @@ class Objective:
             attrs["decay_shrinkage"] = shrinkage
         from hpsearch.models.norms import weight_norms_before_batchnorm
 
+        if settings.reg.weight_decay > 0:  # how many parameters the L2 scope covers
+            from hpsearch.regularization import scoped_parameters
+
+            attrs["l2_param_count"] = sum(int(p.numel()) for p in scoped_parameters(result.model, settings.reg.l2_scope))
         norms = weight_norms_before_batchnorm(result.model)
         if norms:  # what weight decay did to the layers a BatchNorm makes scale-invariant
             attrs["bn_weight_norms"] = norms

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
-from hpsearch.params import REGULARIZATION_PARAMS, SINGLE_INPUT_BATCHNORM, TRAINING_PARAMS, positive_int
+from hpsearch.params import REGULARIZATION_PARAMS, SINGLE_INPUT_BATCHNORM, TRAINING_PARAMS, ParamSpec, positive_int
 from hpsearch.tasks.base import DataSplits, Task
 
 _COMMON_PARAMS = {
@@ -33,6 +33,22 @@ def load_digits_splits(seed: int) -> DataSplits:
         test=(x[test], y[test]),
         info={"train_indices": train, "val_indices": val, "test_indices": test},
     )
+
+
+def training_subset(data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
+    """The splits with only ``train_size`` training examples (0 = all): a class-stratified
+    subset of the training split, the same for every trial of a split seed; validation and test
+    are untouched. A small training set lets a model overfit, so a regularizer has something to do."""
+    size = int(options.get("train_size", 0))
+    x, y = data.train
+    if size <= 0 or size >= len(y):
+        return data
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=y.numpy(), random_state=0)
+    keep = np.sort(keep)
+    return DataSplits(train=(x[keep], y[keep]), val=data.val, test=data.test, info={**data.info, "train_size": size})
 
 
 def _build_mlp(reg: Any, options: Mapping[str, Any], data: DataSplits) -> Any:
@@ -82,8 +98,11 @@ def digits_cnn() -> Task:
             **_COMMON_PARAMS,
             "channels": positive_int("channels of the first conv layer (the second has twice)"),
             "hidden_units": positive_int("width of fc1"),
+            "train_size": ParamSpec("int", "training examples used: a class-stratified subset of the training split "
+                                           "(0 = all 1,077)", low=0),
         },
-        defaults={"batch_size": 64, "channels": 16, "hidden_units": 64},
+        defaults={"batch_size": 64, "channels": 16, "hidden_units": 64, "train_size": 0},
         load_data=load_digits_splits,
         build_model=_build_cnn,
+        pick_data=training_subset,
     )
