@@ -15,8 +15,10 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
               help="Retraining seeds per level, 0..S-1, the same for every level (paired) [default: the question's "
                    "`seeds`, 10 unless set].")
 @click.option("--vary", type=click.Choice(["seed", "split"]), default="seed", show_default=True,
-              help="seed: every retrain uses the study's train/validation/test split; split: the split is also "
-                   "redrawn (stratified) with each seed, so the intervals cover data sampling too.")
+              help="seed: every retrain uses the study's train/validation/test split; split: seed s also trains "
+                   "and scores on the task's data drawn with seed s (a new stratified split; for generated data "
+                   "sets, new points), so the intervals cover data sampling too; refused where the data does not "
+                   "depend on the seed.")
 @click.option("--population", type=click.IntRange(min=1, max=1024), default=None,
               help="Retrains trained at once as one stacked model where the task allows it [default: the study "
                    "file's `population`, else 1].")
