@@ -101,6 +101,7 @@ def test_answer_on_a_study_without_a_question_is_one_line_exit_2(write_study, sq
     ({"levels": {"a": {}}, "reference": "a"}, "at least two levels"),
     ({"levels": {"a": 3, "b": {}}, "reference": "a"}, "a level is a mapping"),
     ({"extra": 1}, "extra"),
+    ({"vary": "splits"}, "vary"),
 ])
 def test_a_bad_question_block_is_refused_with_one_line(tmp_path: Path, bad: dict, message: str) -> None:
     from hpsearch.api import load_study_file
@@ -246,3 +247,25 @@ def test_a_trial_that_never_beat_is_failed_after_the_grace_period(sqlite_url: st
     assert fail_unbeaten(study, grace=0) == 1
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL and "before its first heartbeat" in trial.user_attrs["fail_reason"]
+
+
+def test_a_retrain_failed_meanwhile_by_another_process_is_left_alone(sqlite_url: str) -> None:
+    """A process whose heartbeat went stale finishes its retrain after another process failed
+    it: storing the outcome (or an interrupt) must not raise and must not revive the trial."""
+    from hpsearch.analysis.retrain import Retrained, fail_interrupted, record
+    from hpsearch.store.queries import fail_if_running, trial_id
+
+    study = optuna.create_study(storage=sqlite_url, study_name="s")
+    trial = study.ask()
+    assert fail_if_running(study, trial_id(trial), "stale")
+    record(study, trial, Retrained(0.9, None, 3, 1.0))
+    fail_interrupted(study, trial, KeyboardInterrupt())
+    (stored,) = study.trials
+    assert stored.state == TrialState.FAIL and stored.user_attrs["fail_reason"] == "stale"
+
+
+def test_the_question_can_fix_vary_split(tmp_path: Path) -> None:
+    from hpsearch.api import load_study_file
+
+    data = {**WIDTH_QUESTION, "question": {**WIDTH_QUESTION["question"], "vary": "split"}}
+    assert load_study_file(write(tmp_path, data)).config.question.vary == "split"

@@ -81,9 +81,19 @@ def retrain(definition: Any, params: Mapping[str, Any], seed: int, data_seed: in
                      tuple(float(v) for v in curve.values), norms or None)
 
 
+def _still_running(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """False when another process already failed the trial (its heartbeat went stale)."""
+    from hpsearch.store.queries import trial_id
+
+    return study._storage.get_trial(trial_id(trial)).state == TrialState.RUNNING
+
+
 def record(study: optuna.Study, trial: optuna.Trial, outcome: Retrained) -> None:
     """Store ``outcome`` on ``trial`` of ``study``: COMPLETE with the test value, or FAIL with
-    ``fail_reason``."""
+    ``fail_reason``; nothing when another process has failed the trial meanwhile (a rerun or
+    that process redoes it)."""
+    if not _still_running(study, trial):
+        return
     for key, value in outcome.attrs().items():
         trial.set_user_attr(key, value)
     if outcome.error is None:
@@ -95,5 +105,7 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Retrained) -> None
 
 def fail_interrupted(study: optuna.Study, trial: optuna.Trial, exc: BaseException) -> None:
     """Ctrl-C / SIGTERM during a retrain: fail the trial with that reason (a rerun redoes it)."""
+    if not _still_running(study, trial):
+        return
     trial.set_user_attr("fail_reason", f"interrupted ({type(exc).__name__}); a rerun redoes this seed")
     study.tell(trial, state=TrialState.FAIL)

@@ -14,11 +14,12 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 @click.option("--seeds", type=click.IntRange(min=2), default=None,
               help="Retraining seeds per level, 0..S-1, the same for every level (paired) [default: the question's "
                    "`seeds`, 10 unless set].")
-@click.option("--vary", type=click.Choice(["seed", "split"]), default="seed", show_default=True,
+@click.option("--vary", type=click.Choice(["seed", "split"]), default=None,
               help="seed: every retrain uses the study's train/validation/test split; split: seed s also trains "
                    "and scores on the task's data drawn with seed s (a new stratified split; for generated data "
                    "sets, new points), so the intervals cover data sampling too; refused where the data does not "
-                   "depend on the seed.")
+                   "depend on the seed. With split, retrains of different seeds cannot stack (--population). "
+                   "[default: the question's `vary`, else seed]")
 @click.option("--population", type=click.IntRange(min=1, max=1024), default=None,
               help="Retrains trained at once as one stacked model where the task allows it [default: the study "
                    "file's `population`, else 1].")
@@ -27,9 +28,10 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between heartbeats of a running retrain.")
 @click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Seconds without heartbeat after which a retrain of a killed answer process is redone.")
+              help="Seconds without heartbeat after which a running retrain counts as dead (its process was killed "
+                   "or stalled) and is redone; at least --heartbeat, better twice it, and the same in every process.")
 @pass_cli
-def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str, population: int | None, as_json: bool,
+def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str | None, population: int | None, as_json: bool,
            heartbeat: int, grace: int) -> None:
     """Answer the question of STUDY_NAME (a study file with a `question:` block, tuned by
     `hpsearch optimize`).

@@ -59,7 +59,7 @@ def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
     return hub, searched_definition(hub)
 
 
-def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed", population: int = 1,
+def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None = None, population: int = 1,
                heartbeat: Any = None, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain what is missing, compute and store the answer; returns it (JSON-ready)."""
     from hpsearch.store.heartbeat import Heartbeat
@@ -67,12 +67,13 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str = "seed"
     from hpsearch.study.identity import fingerprint, fingerprint_hash
 
     heartbeat = heartbeat or Heartbeat()
-    if vary not in VARY:
-        raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
     started = time.perf_counter()
     hub, definition = _question_definition(name, url)
     design, runs = cell_runs(definition)
     q = design.question
+    vary = q.vary if vary is None else vary
+    if vary not in VARY:
+        raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
     seeds = q.seeds if seeds is None else seeds
     if seeds < 2:
         raise ConfigError(f"--seeds must be >= 2 for a paired comparison, got {seeds}")

@@ -8,7 +8,7 @@ task when the levels are turned into cell studies (:mod:`hpsearch.question.cells
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -57,6 +57,8 @@ class QuestionConfig(BaseModel):
     budget: int = Field(gt=0, le=100_000)
     seeds: int = Field(default=DEFAULT_SEEDS, ge=2, le=1000)
     min_effect: Union[int, float]
+    # seed: every retrain on the study's split; split: seed s also draws the data with seed s
+    vary: Literal["seed", "split"] = "seed"
 
     @field_validator("reference", mode="before")
     @classmethod

@@ -7,8 +7,9 @@ finished, its own copy is dropped (FAIL, ``duplicate``), so two processes never 
 pair for long. A finished pair is never run again. A pair whose process died is failed once
 its heartbeat is stale (or, with no heartbeat at all, once it is older than the grace period)
 and taken again, so a SIGKILL loses only the seeds that were running; Ctrl-C fails the running
-pairs, which a rerun takes again. Only a real failure of the training (``final``) gives a pair
-up, with its reason.
+pairs, which a rerun takes again. A pair whose training itself failed :data:`GIVE_UP` times
+(``final``: a model that cannot be built, a non-finite loss; not a killed or interrupted run) is
+given up, with its reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 ANSWER_SUFFIX = ":answer"
+#: A pair whose training failed this many times (not counting killed or interrupted runs) is given up.
+GIVE_UP = 2
 Key = tuple[str, str, str, int, int]
 
 
@@ -97,11 +100,11 @@ def collect(study: optuna.Study, pairs: list[Pair]) -> dict[Key, PairResult]:
     for pair in pairs:
         trials = sorted(by_key.get(pair.key, []), key=lambda t: t.number)
         complete = next((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None), None)
-        final = next((t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("final")), None)
+        failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("final")]
         if complete is not None:
             done[pair.key] = PairResult(float(complete.value or 0.0), None, dict(complete.user_attrs))
-        elif final is not None:
-            done[pair.key] = PairResult(None, str(final.user_attrs.get("fail_reason", "failed")), {})
+        elif len(failed) >= GIVE_UP:
+            done[pair.key] = PairResult(None, str(failed[-1].user_attrs.get("fail_reason", "failed")), {})
     return done
 
 
@@ -111,8 +114,8 @@ def _open_pairs(study: optuna.Study, pairs: list[Pair]) -> tuple[list[Pair], boo
     todo, running = [], False
     for pair in pairs:
         states = [t.state for t in by_key.get(pair.key, [])]
-        finished = TrialState.COMPLETE in states or any(
-            t.state == TrialState.FAIL and t.user_attrs.get("final") for t in by_key.get(pair.key, []))
+        finished = TrialState.COMPLETE in states or sum(
+            t.state == TrialState.FAIL and bool(t.user_attrs.get("final")) for t in by_key.get(pair.key, [])) >= GIVE_UP
         if finished:
             continue
         if TrialState.RUNNING in states:
@@ -129,8 +132,8 @@ def _take(study: optuna.Study, pairs: list[Pair], stack: ExitStack) -> list[tupl
     taken = []
     for pair in pairs:
         trial = study.ask()
+        set_trial_user_attrs(trial, pair.attrs())  # first, so other processes see the pair at once
         stack.enter_context(beating(trial))
-        set_trial_user_attrs(trial, pair.attrs())
         taken.append((trial, pair))
     by_key = _by_key(study)
     mine = []
@@ -170,20 +173,21 @@ def run_pairs(study: optuna.Study, pairs: list[Pair], definitions: Mapping[str, 
             time.sleep(heartbeat.interval)  # others are running the rest
             continue
         with ExitStack() as stack:
-            mine = _take(study, todo[:max(population, 1)], stack)
-            if not mine:
-                continue
-            jobs = [RetrainJob(definitions[p.cell], p.params, p.seed, p.data_seed) for _, p in mine]
+            mine: list[tuple[optuna.Trial, Pair]] = []
             try:
+                mine = _take(study, todo[:max(population, 1)], stack)
+                if not mine:
+                    continue
+                jobs = [RetrainJob(definitions[p.cell], p.params, p.seed, p.data_seed) for _, p in mine]
                 outcomes = retrain_all(jobs, population)
+                for (trial, pair), outcome in zip(mine, outcomes):
+                    if outcome.error is not None:
+                        trial.set_user_attr("final", True)  # a failure of the training itself (see GIVE_UP)
+                    record(study, trial, outcome)
+                    finished += 1
+                    if on_done is not None:
+                        on_done(pair, PairResult(outcome.value, outcome.error, outcome.attrs()), finished, len(pairs))
             except BaseException as exc:  # Ctrl-C: no RUNNING trial left behind; a rerun redoes these seeds
                 for trial, _ in mine:
                     fail_interrupted(study, trial, exc)
                 raise
-            for (trial, pair), outcome in zip(mine, outcomes):
-                if outcome.error is not None:
-                    trial.set_user_attr("final", True)  # a real failure of the training: retrying gives the same
-                record(study, trial, outcome)
-                finished += 1
-                if on_done is not None:
-                    on_done(pair, PairResult(outcome.value, outcome.error, outcome.attrs()), finished, len(pairs))

@@ -55,8 +55,9 @@ def tuning_warnings(levels: list[dict[str, Any]], min_effect: float) -> list[str
                        "tuned on few complete trials")
         val, spread = row.get("val_mean"), row.get("val_std") or 0.0
         if val is not None and t["value"] is not None and abs(t["value"] - val) > max(min_effect, 2 * spread):
-            out.append(f"{row['cell']}: tuning validation {t['value']:.4g} (one seed) but {val:.4g} retrained over "
-                       f"{row['n']} seeds: the tuning score was a lucky seed (selection optimism), or training is unstable")
+            out.append(f"{row['cell']}: tuning validation {t['value']:.4g} (one seed) but a retrained validation mean of "
+                       f"{val:.4g} over {row['n']} seeds: the tuning score was a lucky seed (selection optimism), or "
+                       "training is unstable")
         if row.get("failed"):
             seeds = ", ".join(sorted(row["failed"]))
             first = next(iter(row["failed"].values()))

@@ -252,11 +252,16 @@ def claim_once(study: optuna.Study, key: str) -> bool:
     return True
 
 
+#: When this process first saw each RUNNING trial without a heartbeat (monotonic seconds).
+_UNBEATEN_SINCE: dict[int, float] = {}
+
+
 def fail_unbeaten(study: optuna.Study, grace: float) -> int:
-    """Fail the RUNNING trials of ``study`` that never recorded a heartbeat and started more
-    than ``grace`` seconds ago (a process killed between creating a trial and its first
-    heartbeat, which Optuna's stale check never sees); returns how many."""
-    import datetime
+    """Fail the RUNNING trials of ``study`` that have shown no heartbeat for ``grace`` seconds
+    of this process's own clock since it first saw them (a process killed between creating a
+    trial and its first heartbeat, which Optuna's stale check never sees); no wall-clock times
+    of other machines are compared. Returns how many were failed."""
+    import time
 
     backend = _rdb(study._storage)
     if not isinstance(backend, RDBStorage):
@@ -268,13 +273,15 @@ def fail_unbeaten(study: optuna.Study, grace: float) -> int:
     table = models.TrialHeartbeatModel.__table__
     with backend.engine.connect() as conn:
         beaten = {row[0] for row in conn.execute(sa.select(table.c.trial_id).where(table.c.trial_id.in_(ids)))}
-    now = datetime.datetime.now()
+    now = time.monotonic()
     failed = 0
-    for t in running:
-        started = t.datetime_start
-        if t._trial_id in beaten or started is None or (now - started).total_seconds() <= grace:
+    for tid in ids:
+        if tid in beaten:
+            _UNBEATEN_SINCE.pop(tid, None)
             continue
-        if fail_if_running(study, t._trial_id, "the process running it died before its first heartbeat"):
+        since = _UNBEATEN_SINCE.setdefault(tid, now)
+        if now - since >= grace and fail_if_running(study, tid, "the process running it died before its first heartbeat"):
+            _UNBEATEN_SINCE.pop(tid, None)
             failed += 1
     return failed
 
