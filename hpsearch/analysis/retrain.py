@@ -50,6 +50,15 @@ class Retrained:
         return out
 
 
+def covers_text(vary_split: bool, task_name: str, split_seed: int) -> str:
+    """What intervals over retrain seeds cover, in words (for ``verify`` and ``answer``)."""
+    if vary_split:
+        return ("seed noise (initialization, batch order, dropout) and the data: each seed s trains and scores on "
+                f"the task's data drawn with seed s ({task_name}: load_data(s)) instead of one fixed split")
+    return (f"seed noise (initialization, batch order, dropout) on one fixed train/validation/test split "
+            f"(drawn with the study seed {split_seed}); not the variation between splits")
+
+
 def retrain(definition: Any, params: Mapping[str, Any], seed: int, data_seed: int, max_epochs: int | None = None) -> Retrained:
     """Train ``params`` (searched values; the study's ``fixed`` and the task's defaults fill
     the rest) with init/batch-order ``seed`` on the split drawn with ``data_seed``, for the

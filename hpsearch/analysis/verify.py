@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.analysis.compare import PairedTest, compare_with_best, paired_test
+from hpsearch.analysis.retrain import covers_text
 from hpsearch.analysis.stats import CONFIDENCE, seeds_to_reach, summarize
 from hpsearch.errors import ConfigError, StudyNotFoundError
 from hpsearch.store.heartbeat import Heartbeat
@@ -220,8 +221,7 @@ def run_verify(
     result = VerifyResult(study_name, vstudy.study_name, meta.test_metric, meta.direction, CONFIDENCE)
     result.skipped = len(configs) * len(seed_list) - len(todo)
     result.split_seed = definition.config.seed
-    result.covers = (f"seed noise (initialization and batch order) on one fixed train/validation/test split "
-                     f"(drawn with the study seed {definition.config.seed}); not the variation between splits")
+    result.covers = covers_text(False, definition.task.name, definition.config.seed)
     run = _Verification(definition, vstudy)
     for i, (rank, trial, seed) in enumerate(todo, start=1):
         progress = _run_one(run, rank, trial, seed)

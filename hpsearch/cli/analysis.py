@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hpsearch.cli.common import CliContext, pass_cli, storage_options
+from hpsearch.cli.common import CliContext, heartbeat_options, pass_cli, storage_options
 
 
 @click.command("plot-boundaries")
@@ -60,10 +60,7 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
                    "TOP-1 comparisons: 7 at --top 3, at least 5].")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress still goes to stderr).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seconds between heartbeats of a running verification run.")
-@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Seconds without heartbeat after which a run of a killed verify process is failed (and redone).")
+@heartbeat_options("verification run")
 @pass_cli
 def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, as_json: bool, heartbeat: int, grace: int) -> None:
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full

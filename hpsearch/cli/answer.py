@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hpsearch.cli.common import CliContext, pass_cli, storage_options
+from hpsearch.cli.common import CliContext, heartbeat_options, pass_cli, storage_options
 
 
 @click.command()
@@ -25,11 +25,7 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
                    "file's `population`, else 1].")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (progress still goes to stderr).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seconds between heartbeats of a running retrain.")
-@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Seconds without heartbeat after which a running retrain counts as dead (its process was killed "
-                   "or stalled) and is redone; at least --heartbeat, better twice it, and the same in every process.")
+@heartbeat_options("retrain")
 @pass_cli
 def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str | None, population: int | None, as_json: bool,
            heartbeat: int, grace: int) -> None:
@@ -53,22 +49,9 @@ def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str | None
     from hpsearch.question.render import answer_text
     from hpsearch.store.heartbeat import Heartbeat
 
-    pop = population if population is not None else _file_population(study_name, cli.url)
-    result = run_answer(study_name, cli.url, seeds, vary, pop, Heartbeat(heartbeat, grace),
+    result = run_answer(study_name, cli.url, seeds, vary, population, Heartbeat(heartbeat, grace),
                         on_progress=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(result, indent=2) if as_json else answer_text(result))
-
-
-def _file_population(study_name: str, url: str) -> int:
-    """The ``population`` of the study file stored with the question (1 when unreadable)."""
-    try:
-        from hpsearch.store.queries import load_study
-        from hpsearch.study.meta import stored_config
-
-        config = stored_config(load_study(study_name, url), study_name)
-        return config.population if config is not None else 1
-    except Exception:  # the answer itself reports a missing study with one line
-        return 1
 
 
 COMMANDS = [answer]

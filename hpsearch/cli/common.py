@@ -65,6 +65,20 @@ def storage_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--storage", help=STORAGE_HELP, expose_value=False, callback=_remember("storage"))(func)
 
 
+def heartbeat_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--heartbeat`` and ``--grace`` of a command that retrains ``what`` (verify, answer)."""
+
+    def add(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True,
+                            help=f"Seconds without heartbeat after which a running {what} counts as dead (its process "
+                                 "was killed or stalled) and is redone; at least --heartbeat, better twice it, and "
+                                 "the same in every process.")(func)
+        return click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+                            help=f"Seconds between heartbeats of a running {what}.")(func)
+
+    return add
+
+
 class Group(click.Group):
     """The root group: errors of any command become one line on stderr and their exit code
     (2 bad input, 1 runtime failure); Ctrl-C exits 130, SIGTERM 143."""

@@ -16,11 +16,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.analysis.stats import CONFIDENCE, summarize
 from hpsearch.errors import ConfigError
+from hpsearch.question import ANSWER_ATTR, QUESTION_ATTR
 from hpsearch.question.effects import comparisons
-from hpsearch.question.optimize import QUESTION_ATTR, CellRun, cell_runs
+from hpsearch.question.optimize import CellRun, cell_runs
 from hpsearch.question.retrains import Pair, PairResult, collect, open_answer_study, run_pairs
 
-ANSWER_ATTR = "hpsearch_answer"
 VARY = ("seed", "split")
 
 
@@ -59,7 +59,7 @@ def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
     return hub, searched_definition(hub)
 
 
-def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None = None, population: int = 1,
+def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None = None, population: int | None = None,
                heartbeat: Any = None, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain what is missing, compute and store the answer; returns it (JSON-ready)."""
     from hpsearch.store.heartbeat import Heartbeat
@@ -72,6 +72,7 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None =
     design, runs = cell_runs(definition)
     q = design.question
     vary = q.vary if vary is None else vary
+    population = definition.config.population if population is None else population
     if vary not in VARY:
         raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
     seeds = q.seeds if seeds is None else seeds
@@ -114,40 +115,18 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None =
 def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], selections: dict[str, Selection],
                  pairs: list[Pair], results: dict[Any, PairResult], vary: str, maximize: bool) -> dict[str, Any]:
     """The answer document (see the module docstring)."""
+    from hpsearch.analysis.retrain import covers_text
     from hpsearch.question.warnings import reviewer_warnings
 
     q = design.question
     values: dict[str, dict[int, float]] = {}
     levels = []
     for run in runs:
-        mine = [p for p in pairs if p.cell == run.cell.key]
-        got = {p.seed: results[p.key] for p in mine if p.key in results}
-        ok = {s: r for s, r in got.items() if r.value is not None}
-        values[run.cell.key] = {s: float(r.value) for s, r in ok.items() if r.value is not None}
-        test = summarize([values[run.cell.key][s] for s in sorted(ok)])
-        sel = selections[run.cell.key]
-        assert sel.best is not None
-        levels.append({
-            "cell": run.cell.key, "level": run.cell.level.name, "within": run.cell.within_label,
-            "study": run.study_name, "tuning": {"trial": sel.best.number, "value": sel.best.value, "finished": sel.finished,
-                                                "pruned": sel.pruned, "budget": sel.budget, "params": dict(sel.best.params)},
-            "seeds": sorted(ok), "values": [values[run.cell.key][s] for s in sorted(ok)], "n": len(ok),
-            "mean": test.mean, "std": test.std, "ci_low": test.ci_low, "ci_high": test.ci_high,
-            "train_mean": _mean([r.attrs.get("train_value") for r in ok.values()]),
-            "val_mean": _mean([r.attrs.get("val_value") for r in ok.values()]),
-            "val_std": summarize(vals).std if len(vals := [float(r.attrs["val_value"]) for r in ok.values()
-                                                             if r.attrs.get("val_value") is not None]) > 1 else None,
-            "failed": {str(s): r.error for s, r in got.items() if r.error is not None},
-            "decay_shrinkage": sel.best.user_attrs.get("decay_shrinkage"),
-            **_curve_fields([r.attrs.get("val_curve") for r in ok.values()], maximize),
-            "bn_weight_norm": _mean([_total_norm(r.attrs.get("bn_weight_norms")) for r in ok.values()]),
-        })
+        got = {p.seed: results[p.key] for p in pairs if p.cell == run.cell.key and p.key in results}
+        values[run.cell.key] = {s: float(r.value) for s, r in sorted(got.items()) if r.value is not None}
+        levels.append(_level_row(run, selections[run.cell.key], got, values[run.cell.key], maximize))
     rows = comparisons(design, values, maximize)
-    covers = ("seed noise (initialization, batch order, dropout) and the data: each seed s trains and scores on the "
-              f"task's data drawn with seed s ({definition.task.name}: load_data(s)) instead of one fixed split"
-              if vary == "split" else
-              f"seed noise (initialization, batch order, dropout) on one fixed train/validation/test split "
-              f"(drawn with the study seed {definition.config.seed}); not the variation between splits")
+    covers = covers_text(vary == "split", definition.task.name, definition.config.seed)
     answer: dict[str, Any] = {
         "study": name, "asks": q.asks, "metric": definition.meta.test_metric, "direction": definition.direction,
         "factors": design.factors, "reference": design.reference.name, "within": list(q.within), "budget": q.budget,
@@ -159,6 +138,27 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
     }
     answer["warnings"] = reviewer_warnings(definition, design, runs, answer)
     return answer
+
+
+def _level_row(run: CellRun, sel: Selection, got: dict[int, PairResult], values: dict[int, float],
+               maximize: bool) -> dict[str, Any]:
+    """One level of the answer: its tuning, its test values over seeds and their summary, and
+    what its retrains recorded (train/validation scores, curves, weight norms, failures)."""
+    assert sel.best is not None
+    ok = [got[s] for s in values]
+    test, val = summarize(list(values.values())), summarize(_numbers([r.attrs.get("val_value") for r in ok]))
+    return {
+        "cell": run.cell.key, "level": run.cell.level.name, "within": run.cell.within_label, "study": run.study_name,
+        "tuning": {"trial": sel.best.number, "value": sel.best.value, "finished": sel.finished, "pruned": sel.pruned,
+                   "budget": sel.budget, "params": dict(sel.best.params)},
+        "seeds": list(values), "values": list(values.values()), "n": len(values),
+        "mean": test.mean, "std": test.std, "ci_low": test.ci_low, "ci_high": test.ci_high,
+        "train_mean": _mean([r.attrs.get("train_value") for r in ok]), "val_mean": val.mean, "val_std": val.std,
+        "failed": {str(s): r.error for s, r in got.items() if r.error is not None},
+        "decay_shrinkage": sel.best.user_attrs.get("decay_shrinkage"),
+        **_curve_fields([r.attrs.get("val_curve") for r in ok], maximize),
+        "bn_weight_norm": _mean([_total_norm(r.attrs.get("bn_weight_norms")) for r in ok]),
+    }
 
 
 def check_split_varies(definition: Any, run: CellRun) -> None:
@@ -202,8 +202,12 @@ def _total_norm(norms: Any) -> float | None:
     return float(sum(float(v) ** 2 for v in norms.values()) ** 0.5)
 
 
+def _numbers(values: list[Any]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float))]
+
+
 def _mean(values: list[Any]) -> float | None:
-    nums = [float(v) for v in values if isinstance(v, (int, float))]
+    nums = _numbers(values)
     return sum(nums) / len(nums) if nums else None
 
 

@@ -16,10 +16,9 @@ from typing import Any, Callable
 
 import optuna
 
+from hpsearch.question import QUESTION_ATTR
 from hpsearch.question.cells import Cell, QuestionPlan, cell_definition, plan
 
-#: Study user attr of the question's hub study: the design and the cell -> study map.
-QUESTION_ATTR = "hpsearch_question"
 #: Study user attr of a cell study: its cell key.
 CELL_ATTR = "question_cell"
 SOURCE_ATTR = "source_study"

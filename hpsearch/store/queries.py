@@ -124,9 +124,11 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
 def _question_state(user_attrs: dict[str, Any]) -> str | None:
     """``answered`` / ``question`` for a question's study (see :mod:`hpsearch.question`),
     ``None`` for any other."""
-    if "hpsearch_answer" in user_attrs:
+    from hpsearch.question import ANSWER_ATTR, QUESTION_ATTR
+
+    if ANSWER_ATTR in user_attrs:
         return "answered"
-    return "question" if "hpsearch_question" in user_attrs else None
+    return "question" if QUESTION_ATTR in user_attrs else None
 
 
 def check_database(study: optuna.Study) -> None:

@@ -77,7 +77,9 @@ def build_report(
     clock = _Clock()
     study = load_study(study_name, url)  # a missing study is an error before any output
     out.mkdir(parents=True, exist_ok=True)
-    if "hpsearch_question" in study.user_attrs:  # a question's study: its levels are linked studies
+    from hpsearch.question import QUESTION_ATTR
+
+    if QUESTION_ATTR in study.user_attrs:  # a question's study: its levels are linked studies
         return _question_report(study, out, started)
     step(f"loading the trials of {study_name}")
     data = extract(study)
@@ -118,7 +120,9 @@ def _question_report(study: Any, out: Path, started: float) -> ReportResult:
     from hpsearch.analysis.report.question import question_section
 
     page = _Page(out)
-    text = question_section(page, study.user_attrs.get("hpsearch_answer"), study.study_name, study)
+    from hpsearch.question import ANSWER_ATTR
+
+    text = question_section(page, study.user_attrs.get(ANSWER_ATTR), study.study_name, study)
     path = out / "report.html"
     path.write_text(render_page(f"hpsearch report: {study.study_name}", page.sections), encoding="utf-8")
     return ReportResult(path, page.pngs, [s.id for s in page.sections], text, time.perf_counter() - started)
