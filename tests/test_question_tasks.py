@@ -132,32 +132,49 @@ def test_two_input_batches_stay_aligned_and_training_is_reproducible() -> None:
 
 
 @pytest.mark.parametrize("keep_prob", [1.0, 0.7])
-def test_dropout_between_stacked_lstm_layers_and_on_the_output_follows_keep_prob(keep_prob: float) -> None:
+def test_dropout_between_stacked_lstm_layers_and_before_the_head_follows_keep_prob(keep_prob: float) -> None:
     task = resolve_task("co2-seq2seq")
     data = task.load_data(0)
-    model = task.build_model(Regularization(keep_prob=keep_prob, l2_scope="fc"), {**task.defaults, "layers": 3}, data)
-    for lstm in (model.net.encoder, model.net.decoder):
-        assert lstm.num_layers == 3
-        assert lstm.dropout == pytest.approx(1.0 - keep_prob)
+    model = task.build_model(Regularization(keep_prob=keep_prob), {**task.defaults, "layers": 3}, data)
+    assert model.net.encoder.num_layers == 3
+    assert model.net.encoder.dropout == pytest.approx(1.0 - keep_prob)
     drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert [d.p for d in drops] == ([] if keep_prob == 1.0 else [pytest.approx(1.0 - keep_prob)])
     if drops:
-        assert model.net.out_dropout is drops[0]  # the decoder output, before the projection
-    fc = scoped_parameters(model.net, "fc")
-    assert {id(p) for p in fc} == {id(model.net.proj.weight), id(model.net.proj.bias)}
+        assert model.net.out_dropout is drops[0]  # the last hidden state, before the head
     assert model(data.val[0][:4]).shape == (4, 12)
+    assert not any(isinstance(m, nn.LSTM) for name, m in model.net.named_modules() if "decoder" in name)
 
 
-def test_single_layer_lstm_drops_the_output_before_the_projection() -> None:
-    """Zaremba et al.: with one layer there is no between-layer connection, but the output
-    before the projection is dropped, so keep_prob < 1 still regularizes (half the projection's
-    inputs are zero in training at keep_prob 0.5; none at evaluation)."""
+def test_the_head_forecasts_all_twelve_months_at_once_and_nothing_is_fed_back() -> None:
+    """The forecast of month h never depends on the forecasts of months < h: the head is one
+    Linear on the encoder's last hidden state, whose Jacobian w.r.t. that state is the head's
+    weight (nothing predicted goes back into the network); in eval mode dropout is off and two
+    calls agree."""
+    task = resolve_task("co2-seq2seq")
+    data = task.load_data(0)
+    torch.manual_seed(0)
+    model = task.build_model(Regularization(keep_prob=0.5), dict(task.defaults), data)
+    model.eval()
+    x = data.val[0][:3]
+    states: list[torch.Tensor] = []
+    model.net.head.register_forward_pre_hook(lambda _m, args: states.append(args[0]))
+    out = model(x)
+    torch.testing.assert_close(out, states[0] @ model.net.head.weight.T + model.net.head.bias)
+    torch.testing.assert_close(model(x), out)
+    assert states[0].shape == (3, task.defaults["hidden_units"])
+
+
+def test_single_layer_lstm_drops_the_state_before_the_head_in_training_only() -> None:
+    """Zaremba et al.: with one layer there is no between-layer connection, but the state
+    before the head is dropped, so keep_prob < 1 still regularizes (half the head's inputs are
+    zero in training at keep_prob 0.5; none at evaluation)."""
     task = resolve_task("co2-seq2seq")
     data = task.load_data(0)
     torch.manual_seed(0)
     model = task.build_model(Regularization(keep_prob=0.5), {**task.defaults, "layers": 1}, data)
     seen: list[torch.Tensor] = []
-    model.net.proj.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    model.net.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
     x = data.val[0][:16]
     model.train()
     a, b = model(x), model(x)
@@ -170,7 +187,44 @@ def test_single_layer_lstm_drops_the_output_before_the_projection() -> None:
     assert float(torch.cat(seen).eq(0).float().mean()) < 0.01
 
 
-def test_co2_windows_are_chronological_and_the_baseline_is_seasonal_naive() -> None:
+def test_l2_scopes_on_the_lstm_forecaster_cover_head_lstm_weights_and_everything() -> None:
+    """hidden 32, 2 layers, 36 months in, 12 out: the head has 32·12 + 12 parameters; each
+    LSTM layer has weight_ih (128 × in), weight_hh (128 × 32) and two biases of 128."""
+    task = resolve_task("co2-seq2seq")
+    data = task.load_data(0)
+    net = task.build_model(Regularization(), {**task.defaults, "hidden_units": 32, "layers": 2}, data).net
+    count = lambda scope: sum(p.numel() for p in scoped_parameters(net, scope))  # noqa: E731
+    head_w, head_b = 32 * 12, 12
+    lstm_w = 128 * 1 + 128 * 32 + 128 * 32 + 128 * 32  # layer 0 (input 1), layer 1 (input 32)
+    lstm_b = 4 * 128
+    assert count("fc") == head_w + head_b
+    assert count("weights") == lstm_w + head_w
+    assert count("all") == lstm_w + lstm_b + head_w + head_b == sum(p.numel() for p in net.parameters())
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert sorted(names[id(p)] for p in scoped_parameters(net, "weights")) == [
+        "encoder.weight_hh_l0", "encoder.weight_hh_l1", "encoder.weight_ih_l0", "encoder.weight_ih_l1", "head.weight"]
+
+
+def test_seasonal_baselines_match_a_hand_computation() -> None:
+    """A 36-month window of 10 + month index + a season of +1 in January, forecast 12 ahead:
+    seasonal naive repeats the last 12 months, the drift adds 12 (the yearly growth)."""
+    from hpsearch.tasks.seq2seq import baselines, seasonal_naive, seasonal_naive_drift
+
+    t = np.arange(48, dtype=float)
+    series = 10 + t + (t % 12 == 0)
+    x, y = series[None, :36], series[None, 36:]
+    np.testing.assert_allclose(seasonal_naive(x), series[None, 24:36])
+    np.testing.assert_allclose(seasonal_naive_drift(x), series[None, 24:36] + 12)
+    assert baselines(x, y) == {"seasonal_naive": pytest.approx(144.0), "seasonal_naive_drift": pytest.approx(0.0)}
+    # a flat series with a season: drift adds nothing, both baselines are exact
+    flat = np.tile([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 4)[None]
+    assert baselines(flat[:, :36], flat[:, 36:]) == {"seasonal_naive": 0.0, "seasonal_naive_drift": 0.0}
+    # each window gets its own growth: 1 ppm a month in the first, 2 in the second
+    two = np.stack([t, 2 * t])
+    assert seasonal_naive_drift(two[:, :36])[:, 0].tolist() == [24 + 12, 48 + 24]
+
+
+def test_co2_windows_are_chronological_and_the_baselines_are_scored_on_val_and_test() -> None:
     from hpsearch.tasks.seq2seq import HORIZON, INPUT_MONTHS, co2_monthly, windows
 
     series = co2_monthly()
@@ -181,6 +235,14 @@ def test_co2_windows_are_chronological_and_the_baseline_is_seasonal_naive() -> N
     assert vx.shape[1] == INPUT_MONTHS and vy.shape[1] == HORIZON and len(vx) == len(data.val[0])
     expected = float(np.mean((vx[:, -12:] - vy) ** 2))
     assert data.info["study_user_attrs"]["baseline_val_mse"] == pytest.approx(expected)
+    tx, ty = windows(series, int(n * 0.85), n)
+    assert len(tx) == len(data.test[0]) == 68
+    growth = tx[:, -12:].mean(1, keepdims=True) - tx[:, -24:-12].mean(1, keepdims=True)
+    tests = data.info["test_baselines"]
+    assert tests["seasonal_naive"]["value"] == pytest.approx(float(np.mean((tx[:, -12:] - ty) ** 2)))
+    assert tests["seasonal_naive_drift"]["value"] == pytest.approx(float(np.mean((tx[:, -12:] + growth - ty) ** 2)))
+    assert tests["seasonal_naive_drift"]["value"] < tests["seasonal_naive"]["value"]  # the test period rises
+    assert all("ppm^2" in b["about"] for b in tests.values())
     scale = data.info["scale"]
     torch.testing.assert_close(data.val[1] * scale, torch.tensor(vy - vx[:, -1:], dtype=torch.float32), atol=1e-4, rtol=0)
 

@@ -42,7 +42,7 @@ def without_question(name: str, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", [n for n in QUESTION_STUDIES if n != "seq2seq-dropout-l2"])
+@pytest.mark.parametrize("name", QUESTION_STUDIES)
 def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPSEARCH_CAP_TRIALS", "2")  # also caps each cell of a question
     study_file = hpsearch.load_study_file(STUDIES / f"{name}.yaml", max_epochs=1)
@@ -65,7 +65,7 @@ def test_study_file_runs_at_tiny_budget(name: str, sqlite_url: str, cache_dir: P
 @pytest.mark.slow
 def test_seq2seq_study_via_cli_prints_the_seasonal_baseline(sqlite_url: str, tmp_path: Path) -> None:
     proc = run_cli(
-        "optimize", str(STUDIES / "seq2seq-dropout-l2.yaml"), "--trials", "2", "--max-epochs", "1", "--storage", sqlite_url
+        "optimize", str(without_question("seq2seq-dropout-l2", tmp_path)), "--trials", "2", "--max-epochs", "1", "--storage", sqlite_url
     )
     assert proc.returncode == 0, proc.stderr
     assert "for comparison: baseline_val_mse = " in proc.stdout

@@ -1,4 +1,4 @@
-"""An LSTM encoder–decoder for multi-step forecasting of a univariate series."""
+"""An LSTM encoder with a direct multi-horizon head for multi-step forecasting of a series."""
 
 from __future__ import annotations
 
@@ -10,14 +10,23 @@ from hpsearch.regularization import Regularization, dropout
 
 
 class Seq2SeqLSTM(nn.Module):
-    """Stacked LSTM encoder → stacked LSTM decoder (autoregressive) → Linear projection.
+    """Stacked LSTM encoder → dropout → one ``nn.Linear`` head that emits all ``horizon``
+    steps at once (a direct multi-horizon decoder, as in MQ-RNN, Wen et al. 2017).
 
-    ``keep_prob`` drops the non-recurrent connections where Zaremba et al. (2014) and
-    TensorFlow's ``DropoutWrapper(output_keep_prob)`` put dropout: *between* stacked LSTM layers
-    (PyTorch's ``dropout`` argument, ``p = 1 - keep_prob``) and on the decoder's output before
-    the projection (``out_dropout``), so it acts with ``layers: 1`` too; the recurrent
-    (hidden-to-hidden) connections are never dropped. The output projection ``proj`` is the
-    only ``nn.Linear``, so ``l2_scope: fc`` puts the L2 term on it alone.
+    Nothing the model predicts is fed back into it, so the training and the forecast compute
+    the same function (no exposure bias, no start token) and dropout can never corrupt an
+    input of a later step.
+
+    ``keep_prob`` drops the non-recurrent connections only, where Zaremba et al. (2014) put
+    dropout: *between* stacked LSTM layers (PyTorch's ``dropout`` argument,
+    ``p = 1 - keep_prob``) and on the last layer's final hidden state before the head
+    (``out_dropout``, so it acts with ``layers: 1`` too); the recurrent (hidden-to-hidden)
+    connections are never dropped.
+
+    What each ``l2_scope`` covers here (``hpsearch.regularization.scoped_parameters``):
+    ``fc`` — the head's weight and bias (the only ``nn.Linear``); ``weights`` — every LSTM
+    weight matrix (``weight_ih_l*``, ``weight_hh_l*``) and the head's weight, no biases;
+    ``all`` — every parameter, the LSTM biases and the head's bias included.
     """
 
     def __init__(self, hidden_units: int, layers: int, horizon: int, reg: Regularization) -> None:
@@ -25,19 +34,13 @@ class Seq2SeqLSTM(nn.Module):
         p = 1.0 - reg.keep_prob if layers > 1 else 0.0
         self.horizon = horizon
         self.encoder = nn.LSTM(1, hidden_units, num_layers=layers, dropout=p, batch_first=True)
-        self.decoder = nn.LSTM(1, hidden_units, num_layers=layers, dropout=p, batch_first=True)
         self.out_dropout = dropout(reg.keep_prob) or nn.Identity()
-        self.proj = nn.Linear(hidden_units, 1)
+        self.head = nn.Linear(hidden_units, horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, state = self.encoder(x.unsqueeze(-1))
-        step = x[:, -1:].unsqueeze(-1)  # the last observed value starts the decoder
-        outputs = []
-        for _ in range(self.horizon):
-            out, state = self.decoder(step, state)
-            step = self.proj(self.out_dropout(out))
-            outputs.append(step)
-        return torch.cat(outputs, dim=1).squeeze(-1)
+        """``x`` of shape (batch, input steps) → forecasts of shape (batch, horizon)."""
+        _, (h, _) = self.encoder(x.unsqueeze(-1))
+        return self.head(self.out_dropout(h[-1]))
 
 
 class ForecastModule(RegularizedModule):
