@@ -114,3 +114,24 @@ def test_the_fingerprint_covers_objectives_constraints_and_baselines(write_study
         changes = {"objectives": TWO_OBJECTIVES, "search": WIDTHS, "fixed": FIXED, key: value}
         new = fingerprint(load_study_file(write_study(**changes)))
         assert any(line.startswith(key) for line in describe_changes(old, new)), (key, describe_changes(old, new))
+
+
+def test_studies_lists_the_best_feasible_value_not_optunas_best(sqlite_url: str) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="constrained", storage=sqlite_url, direction="maximize")
+    for value, excess in ((0.95, 100.0), (0.80, -5.0), (0.70, 0.0)):  # the highest value breaks its bound
+        trial = study.ask()
+        trial.set_constraint("param_count", excess)
+        study.tell(trial, value)
+    infeasible_only = optuna.create_study(study_name="all-infeasible", storage=sqlite_url, direction="minimize")
+    trial = infeasible_only.ask()
+    trial.set_constraint("param_count", 1.0)
+    infeasible_only.tell(trial, 0.1)
+    out = run_cli("studies", "--json", "--storage", sqlite_url)
+    assert out.returncode == 0, out.stderr
+    rows = {r["study"]: r for r in json.loads(out.stdout)}
+    assert study.best_trial.value in (0.95, 0.80)  # whatever Optuna calls best, the listing is feasible
+    assert rows["constrained"]["best"] == 0.80 and rows["constrained"]["complete"] == 3
+    assert rows["all-infeasible"]["best"] is None
