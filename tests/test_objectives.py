@@ -35,6 +35,14 @@ def test_two_objectives_give_a_non_dominated_front(write_study, sqlite_url: str)
     for t in complete:
         assert t.values == [t.user_attrs["val_acc"], t.user_attrs["param_count"]]
         assert t.intermediate_values == {}  # no pruning, no reports with several objectives
+        assert t.user_attrs["val_curve"] == pytest.approx([t.user_attrs["val_acc"]])  # the curve is kept instead
+    from hpsearch.analysis.report.data import extract
+    from hpsearch.analysis.report.figures_html import intermediate
+
+    records = extract(study).trials
+    assert all(r.steps == (0,) and len(r.intermediate) == 1 for r in records if r.state == "complete")
+    plotted = [y for trace in intermediate(extract(study)).data for y in trace.y if y is not None]
+    assert len(plotted) == 6  # the learning-curve figure is no longer empty
     front = pareto_front(study)
     numbers = {t.number for t in front}
     for t in complete:  # checked against the trials themselves
