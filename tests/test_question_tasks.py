@@ -100,7 +100,7 @@ def test_neither_input_alone_reaches_the_two_input_accuracy() -> None:
     (_, one_hot), y = data.test
     task, digit = data.info["tasks"]["test"], data.info["digits"]["test"]
     # the image-only oracle is the test share of one task: the label of the other is never right
-    assert base["image_only_oracle"] in (float((task == 0).float().mean()), float((task == 1).float().mean()))
+    assert base["image_only_oracle"] in (float((task == 0).double().mean()), float((task == 1).double().mean()))
     assert 0.45 < base["image_only_oracle"] < 0.55
     assert base["image_only_trained"] <= base["image_only_oracle"] + 0.02
     assert 0.3 < base["image_only_trained"]  # the image does carry the digit
@@ -114,10 +114,24 @@ def test_neither_input_alone_reaches_the_two_input_accuracy() -> None:
     assert all(len({lb for (d2, _), lbs in pairs.items() if d2 == d for lb in lbs}) == 2 for d in range(10))
 
 
+def test_two_input_splits_pass_the_data_check_and_a_ragged_tuple_does_not() -> None:
+    from dataclasses import replace
+
+    from hpsearch.errors import ConfigError
+    from hpsearch.tasks.checked import check_splits, load_checked_data
+
+    data = load_checked_data(resolve_task("digits-two-input"), 0)
+    (images, one_hot), y = data.val
+    with pytest.raises(ConfigError, match="val x is a tuple of inputs with different numbers of rows"):
+        check_splits(replace(data, val=((images, one_hot[:-1]), y)), "digits-two-input")
+    with pytest.raises(ConfigError, match=r"val x\[1\] is numpy.ndarray"):
+        check_splits(replace(data, val=((images, one_hot.numpy()), y)), "digits-two-input")
+
+
 def test_digits_bn_reports_the_majority_baseline() -> None:
     data = resolve_task("digits-bn").load_data(0)
     counts = torch.bincount(data.train[1])
-    expected = float((data.test[1] == counts.argmax()).float().mean())
+    expected = float((data.test[1] == counts.argmax()).double().mean())
     assert data.info["test_baselines"]["majority"]["value"] == expected
 
 

@@ -36,7 +36,7 @@ def task_labels(digits: Any, tasks: Any) -> Any:
 
 
 def _accuracy(predicted: Any, y: Any) -> float:
-    return float((predicted == y).float().mean())
+    return float((predicted == y).double().mean())
 
 
 def majority_baseline(train_y: Any, test_y: Any) -> float:
