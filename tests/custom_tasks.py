@@ -168,3 +168,24 @@ def self_condition() -> Task:
 @hpsearch.task
 def condition_on_unknown() -> Task:
     return _with_conditions(width=Condition("depth", ">", 1))
+
+
+def _data_with_baselines(seed: int) -> DataSplits:
+    """The toy regression with two trivial methods scored on its test split: predicting the
+    training mean, and the least-squares linear fit on the training split (the true model)."""
+    data = _data(seed)
+    (x, y), (tx, ty) = data.train, data.test
+    mean_mse = float(((ty - y.mean()) ** 2).mean())
+    design = torch.cat([x, torch.ones(len(x), 1)], dim=1)
+    coef = torch.linalg.lstsq(design.double(), y.double()).solution
+    fit = torch.cat([tx, torch.ones(len(tx), 1)], dim=1).double() @ coef
+    lstsq_mse = float(((fit - ty.double()) ** 2).mean())
+    return dataclasses.replace(data, info={"test_baselines": {
+        "train-mean": {"value": mean_mse, "about": "predict the training mean"},
+        "least-squares": {"value": lstsq_mse, "about": "linear least squares on the training split"}}})
+
+
+@hpsearch.task
+def toy_regression_baselines() -> Task:
+    """``toy_regression`` whose data carries test baselines (``info['test_baselines']``)."""
+    return dataclasses.replace(toy_regression(), name="toy-regression-baselines", load_data=_data_with_baselines)

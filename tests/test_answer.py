@@ -269,3 +269,27 @@ def test_the_question_can_fix_vary_split(tmp_path: Path) -> None:
 
     data = {**WIDTH_QUESTION, "question": {**WIDTH_QUESTION["question"], "vary": "split"}}
     assert load_study_file(write(tmp_path, data)).config.question.vary == "split"
+
+
+@pytest.mark.slow
+def test_task_test_baselines_stand_beside_every_level_and_warn_when_they_win(tmp_path: Path, sqlite_url: str) -> None:
+    from custom_tasks import _data_with_baselines
+
+    data = {"study": "tb", "task": "custom_tasks:toy_regression_baselines", "trials": 1, "max_epochs": 2, "seed": 0,
+            "sampler": {"type": "random"}, "pruner": {"type": "none"},
+            "search": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}, "width": [2, 4]},
+            "question": {"asks": "width?", "compare": "width", "reference": "2", "budget": 1, "seeds": 2,
+                         "min_effect": 0.1}}
+    path = write(tmp_path, data)
+    assert run_cli("optimize", str(path), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
+    out = run_cli("answer", "tb", "--json", "--storage", sqlite_url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    expected = _data_with_baselines(0).info["test_baselines"]
+    assert {(b["cell"], b["name"]) for b in answer["baselines"]} == {(c, n) for c in ("2", "4") for n in expected}
+    for level in answer["levels"]:
+        assert level["baselines"] == pytest.approx({n: e["value"] for n, e in expected.items()})
+    # two epochs of a tiny MLP do not reach the true linear model: the reviewer is told
+    assert any(w.startswith("baseline least-squares scores") for w in answer["warnings"]), answer["warnings"]
+    text = run_cli("answer", "tb", "--storage", sqlite_url, cwd=tmp_path).stdout
+    assert "least-squares (baseline)" in text and "baseline train-mean: predict the training mean" in text

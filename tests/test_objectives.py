@@ -35,6 +35,14 @@ def test_two_objectives_give_a_non_dominated_front(write_study, sqlite_url: str)
     for t in complete:
         assert t.values == [t.user_attrs["val_acc"], t.user_attrs["param_count"]]
         assert t.intermediate_values == {}  # no pruning, no reports with several objectives
+        assert t.user_attrs["val_curve"] == pytest.approx([t.user_attrs["val_acc"]])  # the curve is kept instead
+    from hpsearch.analysis.report.data import extract
+    from hpsearch.analysis.report.figures_html import intermediate
+
+    records = extract(study).trials
+    assert all(r.steps == (0,) and len(r.intermediate) == 1 for r in records if r.state == "complete")
+    plotted = [y for trace in intermediate(extract(study)).data for y in trace.y if y is not None]
+    assert len(plotted) == 6  # the learning-curve figure is no longer empty
     front = pareto_front(study)
     numbers = {t.number for t in front}
     for t in complete:  # checked against the trials themselves
@@ -114,3 +122,24 @@ def test_the_fingerprint_covers_objectives_constraints_and_baselines(write_study
         changes = {"objectives": TWO_OBJECTIVES, "search": WIDTHS, "fixed": FIXED, key: value}
         new = fingerprint(load_study_file(write_study(**changes)))
         assert any(line.startswith(key) for line in describe_changes(old, new)), (key, describe_changes(old, new))
+
+
+def test_studies_lists_the_best_feasible_value_not_optunas_best(sqlite_url: str) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="constrained", storage=sqlite_url, direction="maximize")
+    for value, excess in ((0.95, 100.0), (0.80, -5.0), (0.70, 0.0)):  # the highest value breaks its bound
+        trial = study.ask()
+        trial.set_constraint("param_count", excess)
+        study.tell(trial, value)
+    infeasible_only = optuna.create_study(study_name="all-infeasible", storage=sqlite_url, direction="minimize")
+    trial = infeasible_only.ask()
+    trial.set_constraint("param_count", 1.0)
+    infeasible_only.tell(trial, 0.1)
+    out = run_cli("studies", "--json", "--storage", sqlite_url)
+    assert out.returncode == 0, out.stderr
+    rows = {r["study"]: r for r in json.loads(out.stdout)}
+    assert study.best_trial.value in (0.95, 0.80)  # whatever Optuna calls best, the listing is feasible
+    assert rows["constrained"]["best"] == 0.80 and rows["constrained"]["complete"] == 3
+    assert rows["all-infeasible"]["best"] is None

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import describe_exception
-from hpsearch.study.meta import metric_key
+from hpsearch.study.meta import CURVE_ATTR, metric_key
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Retrained:
         if self.val_value is not None:
             out["val_value"] = self.val_value
         if self.curve:
-            out["val_curve"] = [round(v, 6) for v in self.curve]
+            out[CURVE_ATTR] = [round(v, 6) for v in self.curve]
         if self.norms:
             out["bn_weight_norms"] = dict(self.norms)
         return out

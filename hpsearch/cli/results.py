@@ -18,9 +18,9 @@ STUDY_COLUMNS = ["study", "direction", "complete", "pruned", "fail", "running", 
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @pass_cli
 def studies(cli: CliContext, as_json: bool) -> None:
-    """List the studies in the database with trial counts per state and the best value; the
-    question column marks the study of a question (`question`) and one `hpsearch answer` has
-    answered (`answered`)."""
+    """List the studies in the database with trial counts per state and the best feasible value
+    (a trial that breaks a constraint never counts); the question column marks the study of a
+    question (`question`) and one `hpsearch answer` has answered (`answered`)."""
     from hpsearch.console import table
     from hpsearch.store.connect import connect
     from hpsearch.store.queries import study_rows

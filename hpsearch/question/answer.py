@@ -116,6 +116,7 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
                  pairs: list[Pair], results: dict[Any, PairResult], vary: str, maximize: bool) -> dict[str, Any]:
     """The answer document (see the module docstring)."""
     from hpsearch.analysis.retrain import covers_text
+    from hpsearch.question.baselines import cell_baselines
     from hpsearch.question.warnings import reviewer_warnings
 
     q = design.question
@@ -126,6 +127,9 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
         values[run.cell.key] = {s: float(r.value) for s, r in sorted(got.items()) if r.value is not None}
         levels.append(_level_row(run, selections[run.cell.key], got, values[run.cell.key], maximize))
     rows = comparisons(design, values, maximize)
+    baselines = cell_baselines(definition, runs)
+    for row in levels:
+        row["baselines"] = {b["name"]: b["value"] for b in baselines if b["cell"] == row["cell"]}
     covers = covers_text(vary == "split", definition.task.name, definition.config.seed)
     answer: dict[str, Any] = {
         "study": name, "asks": q.asks, "metric": definition.meta.test_metric, "direction": definition.direction,
@@ -134,7 +138,7 @@ def build_answer(name: str, definition: Any, design: Any, runs: list[CellRun], s
         "confidence": CONFIDENCE, "max_epochs": definition.config.max_epochs,
         "adjustment": (f"Holm over all {rows[0]['comparisons'] if rows else 0} comparisons of the question; each "
                        "interval at the level Holm tests it at, so it excludes 0 exactly when the adjusted p < 0.05"),
-        "levels": levels, "comparisons": rows,
+        "levels": levels, "comparisons": rows, "baselines": baselines,
     }
     answer["warnings"] = reviewer_warnings(definition, design, runs, answer)
     return answer

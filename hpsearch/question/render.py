@@ -56,7 +56,14 @@ def answer_text(answer: dict[str, Any]) -> str:
             headers.append(title)
             for row, lv in zip(rows, answer["levels"]):
                 row.append(_num(lv.get(key), 3))
+    names = list(dict.fromkeys(b["name"] for b in answer.get("baselines", [])))
+    for name in names:  # each test baseline beside every level it applies to
+        headers.append(f"{name} (baseline)")
+        for row, lv in zip(rows, answer["levels"]):
+            row.append(_num(lv.get("baselines", {}).get(name)))
     lines.append(table(headers, rows))
+    abouts = {b["name"]: b["about"] for b in answer.get("baselines", [])}
+    lines += [f"baseline {n}: {abouts[n]} (test split of the study's seed)" for n in names]
     lines.append("")
     comp = [[c["kind"], c["level"], c["reference"], c.get("within") or "-", _signed(c["difference"]),
              _ci(c["ci_low"], c["ci_high"]), _num(c["p_adjusted"], 3),

@@ -126,10 +126,14 @@ def split_warning(definition: Any, runs: list[Any], min_effect: float) -> list[s
 
 def reviewer_warnings(definition: Any, design: Any, runs: list[Any], answer: dict[str, Any]) -> list[str]:
     """Every warning for ``answer`` (see the module docstring)."""
+    from hpsearch.question.baselines import baseline_warnings
+
     levels, m = answer["levels"], design.question.min_effect
     maximize = definition.direction == "maximize"
     touched = set(design.factors) | {k for lv in design.levels for k in lv.settings}
     overfit = overfit_warning(levels, m, maximize) if touched & REGULARIZERS else []
     converged = convergence_warnings(levels, m, maximize, definition.metric)
     return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *converged, *overfit,
-            *baseline_warning(definition, levels, maximize), *split_warning(definition, runs, m)]
+            *baseline_warning(definition, levels, maximize),
+            *baseline_warnings(answer.get("baselines", []), levels, maximize, answer["metric"]),
+            *split_warning(definition, runs, m)]

@@ -17,7 +17,7 @@ from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.run.events import EpochEvent, EpochReporter
 from hpsearch.run.kept_models import ModelKeeper
-from hpsearch.run.pruning import EpochPruning
+from hpsearch.run.pruning import EpochCurve, EpochPruning
 from hpsearch.run.training import FitResult, evaluate, fit
 from hpsearch.store.queries import set_trial_user_attrs, trial_id
 from hpsearch.study.definition import StudyDefinition
@@ -121,9 +121,10 @@ class Objective:
     ) -> FitResult:
         """Train the trial's model with pruning (and per-epoch checkpoints when asked)."""
         # A baseline runs every epoch (reported, never pruned); Optuna cannot prune (nor take
-        # reports of) trials with several objectives.
+        # reports of) trials with several objectives: their curve is kept as a user attr.
         baseline = "baseline" in trial.user_attrs
-        callbacks: list[Any] = [] if self.definition.multi else [EpochPruning(trial, monitor=self.metric, prune=not baseline)]
+        callbacks: list[Any] = ([EpochCurve(trial, monitor=self.metric)] if self.definition.multi
+                                else [EpochPruning(trial, monitor=self.metric, prune=not baseline)])
         if self.on_epoch is not None:
             max_epochs = self.definition.config.max_epochs
             callbacks.insert(0, EpochReporter(trial.number, max_epochs, self.metric, self.on_epoch))

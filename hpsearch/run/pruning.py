@@ -1,4 +1,5 @@
-"""EpochPruning: optuna-integration's pruning callback, fed by the module's own validation."""
+"""EpochPruning: optuna-integration's pruning callback, fed by the module's own validation;
+EpochCurve: the same per-epoch values kept as a user attr where Optuna takes no reports."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import warnings
 import lightning.pytorch as pl
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
+
+from hpsearch.study.meta import CURVE_ATTR
 
 
 class EpochPruning(PyTorchLightningPruningCallback):
@@ -43,3 +46,20 @@ class EpochPruning(PyTorchLightningPruningCallback):
         self._trial.report(score, step=epoch)
         if self.prune and self._trial.should_prune():
             raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")
+
+
+class EpochCurve(pl.Callback):
+    """Keep the monitored metric of every epoch in the trial's ``val_curve`` user attr (written
+    after each epoch, so a trial that fails keeps its curve so far). For studies with several
+    objectives, where Optuna refuses ``trial.report``: the report's learning curves read it."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        self._trial = trial
+        self.monitor = monitor
+        self.curve: list[float] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        score = getattr(pl_module, "val_metrics", {}).get(self.monitor)
+        if score is not None:
+            self.curve.append(float(score))
+            self._trial.set_user_attr(CURVE_ATTR, self.curve)

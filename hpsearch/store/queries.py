@@ -103,7 +103,7 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     for s in studies:
         c = counts[s._study_id]
         single = len(s.directions) == 1
-        best = storage.get_best_trial(s._study_id).value if c["complete"] and single else None
+        best = _best_feasible_value(storage, s) if c["complete"] and single else None
         rows.append(
             {
                 "study": s.study_name,
@@ -119,6 +119,18 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _best_feasible_value(storage: optuna.storages.BaseStorage, summary: Any) -> float | None:
+    """The best value among the study's feasible complete trials (Optuna's own best ignores
+    constraints); ``None`` when no complete trial is feasible."""
+    best = storage.get_best_trial(summary._study_id)
+    if is_feasible(best):
+        return best.value
+    from hpsearch.study.meta import best_or_none
+
+    feasible = best_or_none(optuna.Study(summary.study_name, storage))
+    return None if feasible is None else feasible.value
 
 
 def _question_state(user_attrs: dict[str, Any]) -> str | None:

@@ -27,6 +27,9 @@ STUDY_FILE_PATH_ATTR = "hpsearch:study_file_path"
 EFFECTIVE_ATTR = "hpsearch:effective"
 #: Where hpsearch 0.1 kept the study file: a study user attr (still read).
 LEGACY_STUDY_FILE_ATTR = "study_file"
+#: The validation metric after every epoch (a list): kept by retrains, and by the trials of a
+#: study with several objectives, which Optuna lets report nothing.
+CURVE_ATTR = "val_curve"
 
 
 def metric_key(metric: str) -> str:

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.console import objective_names
 from hpsearch.store.queries import is_feasible
-from hpsearch.study.meta import StudyMeta, best_or_none, pareto_front, primary_value, stored_study_file
+from hpsearch.study.meta import CURVE_ATTR, StudyMeta, best_or_none, pareto_front, primary_value, stored_study_file
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,9 @@ def _param_info(name: str, dist: optuna.distributions.BaseDistribution) -> Param
 def _record(t: FrozenTrial, metric: str) -> TrialRecord:
     steps = tuple(sorted(t.intermediate_values))
     values = tuple(float(t.intermediate_values[s]) for s in steps)
+    curve = t.user_attrs.get(CURVE_ATTR)
+    if not steps and isinstance(curve, list):  # several objectives: no reports, the kept curve
+        steps, values = tuple(range(len(curve))), tuple(float(v) for v in curve)
     if t.state == TrialState.COMPLETE:
         value: float | None = primary_value(t)
     else:
