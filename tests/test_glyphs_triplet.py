@@ -170,6 +170,6 @@ def test_weight_decay_at_the_top_of_the_searched_range_acts(glyph_task) -> None:
             opt.zero_grad()
             model.loss_fn(model(x), y).backward()
             opt.step()
-        scores[wd] = (model.score(*data.val)["recall_at_1"], float(model.net.fc1[0].weight.norm()))
+        scores[wd] = (model.score(*data.val)["recall_at_1"], float(model.net.fc1[0].weight.detach().norm()))
     assert scores[0.3][1] < 0.5 * scores[1e-5][1]  # decay shrank fc1 (lr·λ·steps ≈ 2.3)
     assert scores[0.3][0] < scores[1e-5][0] - 0.05

@@ -55,10 +55,12 @@ def _easy_semihard_miner() -> Any:
     from pytorch_metric_learning.miners import BaseMiner
     from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
-    class EasySemiHardMiner(BaseMiner):  # type: ignore[misc]
+    class EasySemiHardMiner(BaseMiner):
         """Triplets whose negative is farther from the anchor than the positive."""
 
-        def mine(self, embeddings, labels, ref_emb, ref_labels):  # type: ignore[no-untyped-def]
+        def mine(
+            self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor, ref_labels: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             anchor, positive, negative = lmu.get_all_triplets_indices(labels, ref_labels)
             mat = self.distance(embeddings, ref_emb)
             keep = easy_semihard_mask(mat[anchor, positive], mat[anchor, negative])
