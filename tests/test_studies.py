@@ -23,6 +23,7 @@ QUESTION_STUDIES = [
     "seq2seq-dropout-l2",
     "weight-decay-vs-normalization",
     "triplet-semihard",
+    "triplet-finetune",
     "batchnorm-l2",
     "question-width",
 ]

@@ -27,6 +27,7 @@ def _builtin() -> dict[str, Callable[[], Task]]:
         "co2-seq2seq": seq2seq.co2_seq2seq,
         "tabular-mlp": tabular.tabular_mlp,
         "digits-triplet": triplet.digits_triplet,
+        "glyphs-triplet": triplet.glyphs_triplet,
     }
 
 
