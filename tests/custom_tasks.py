@@ -73,6 +73,15 @@ def toy_regression() -> Task:
     )
 
 
+@hpsearch.task
+def slashed_choices() -> Task:
+    """``toy_regression`` with a ``layout`` choice whose values hold ``/`` (it changes nothing
+    the model computes): level names made from such choices must be made safe."""
+    base = toy_regression()
+    layout = ParamSpec("choice", "a name only", choices=("fc/none", "fc/before_activation"))
+    return dataclasses.replace(base, params={**base.params, "layout": layout}, defaults={**base.defaults, "layout": "fc/none"})
+
+
 not_a_task = 42
 
 

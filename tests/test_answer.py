@@ -195,12 +195,12 @@ def test_level_names_from_choices_are_made_safe_and_a_numeric_reference_is_a_nam
     from hpsearch.api import load_study_file
     from hpsearch.question.cells import plan
 
-    data = {"study": "bn", "task": "digits-bn", "trials": 1, "max_epochs": 1,
-            "search": {"placement": ["fc/none", "fc/before_activation"], "learning_rate": {"low": 1e-3, "high": 1e-2}},
-            "question": {"asks": "where?", "compare": "placement", "reference": "fc-none", "budget": 1, "min_effect": 0.01}}
+    data = {"study": "bn", "task": "custom_tasks:slashed_choices", "trials": 1, "max_epochs": 1,
+            "search": {"layout": ["fc/none", "fc/before_activation"], "learning_rate": {"low": 1e-3, "high": 1e-2}},
+            "question": {"asks": "where?", "compare": "layout", "reference": "fc-none", "budget": 1, "min_effect": 0.01}}
     design = plan(load_study_file(write(tmp_path, data)))
     assert [c.key for c in design.cells] == ["fc-none", "fc-before_activation"]
-    assert design.levels[0].settings == {"placement": "fc/none"}
+    assert design.levels[0].settings == {"layout": "fc/none"}
     numeric = {**WIDTH_QUESTION, "question": {**WIDTH_QUESTION["question"], "reference": 2}}
     assert plan(load_study_file(write(tmp_path, numeric))).reference.name == "2"
 

@@ -60,3 +60,16 @@ def test_the_model_directory_is_configurable(write_study, sqlite_url: str, tmp_p
     study = run_study(load_study_file(write_study(trials=1, max_epochs=1)), sqlite_url)
     assert os.listdir(shared) == [study.best_trial.user_attrs[MODEL_ATTR]]
     assert not (tmp_path / "studies-models").exists()
+
+
+def test_optimize_model_dir_option_keeps_the_models_there_and_a_bad_one_is_refused(write_study, sqlite_url: str, tmp_path: Path) -> None:
+    path = write_study(trials=1, max_epochs=1, model_dir=str(tmp_path / "from-file"))
+    bad = run_cli("optimize", str(path), "--model-dir", "/proc/models", "--storage", sqlite_url, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--model-dir" in bad.stderr, bad.stderr
+    assert not (tmp_path / "studies.db").exists()  # refused before the database was touched
+    chosen = tmp_path / "cli" / "models"
+    ok = run_cli("optimize", str(path), "--model-dir", str(chosen), "--storage", sqlite_url, cwd=tmp_path,
+                 HPSEARCH_MODEL_DIR=str(tmp_path / "from-env"))
+    assert ok.returncode == 0, ok.stderr
+    assert len(os.listdir(chosen)) == 1  # the option wins over $HPSEARCH_MODEL_DIR and the file's model_dir
+    assert not (tmp_path / "from-env").exists() and not (tmp_path / "from-file").exists()

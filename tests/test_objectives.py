@@ -143,3 +143,35 @@ def test_studies_lists_the_best_feasible_value_not_optunas_best(sqlite_url: str)
     assert study.best_trial.value in (0.95, 0.80)  # whatever Optuna calls best, the listing is feasible
     assert rows["constrained"]["best"] == 0.80 and rows["constrained"]["complete"] == 3
     assert rows["all-infeasible"]["best"] is None
+
+
+def test_the_progress_best_of_a_two_objective_study_reads_the_front_rarely_and_agrees_with_it(sqlite_url: str) -> None:
+    import random
+
+    import optuna
+
+    from hpsearch.study.meta import RunningBest, best_or_none
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="two", storage=sqlite_url, directions=["maximize", "minimize"])
+    reads = 0
+    get_trials = study.get_trials
+
+    def counted(*args, **kwargs):  # the real query, counted
+        nonlocal reads
+        reads += 1
+        return get_trials(*args, **kwargs)
+
+    study.get_trials = counted  # type: ignore[method-assign]
+    running = RunningBest(refresh_seconds=3600)
+    rng = random.Random(0)
+    for i in range(60):
+        trial = study.ask()
+        trial.set_constraint("param_count", -1.0 if i % 7 else 1.0)  # every 7th trial infeasible
+        values = [round(rng.random(), 1), rng.random()]  # ties in the first objective happen
+        shown = running.update(study, study.tell(trial, values))
+        before = reads
+        expected = best_or_none(study)  # the full read, for comparison only
+        reads = before
+        assert (shown and shown.number) == (expected and expected.number), i
+    assert reads == 1  # RunningBest read the whole front once, then followed the finished trials

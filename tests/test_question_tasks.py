@@ -56,7 +56,7 @@ def test_toy2d_sets_differ_and_follow_the_seed() -> None:
     assert not torch.equal(a["xor"].train[0], task.load_data(1).info["variants"]["xor"].train[0])
 
 
-# -- 3. batchnorm placement (digits-bn) ------------------------------------------------------
+# -- 3. batchnorm placement (digits-bn, digits-two-input) --------------------------------------
 
 
 def _bn_inputs(model: nn.Module, x: object) -> list[torch.Tensor]:
@@ -73,35 +73,107 @@ def _bn_inputs(model: nn.Module, x: object) -> list[torch.Tensor]:
     return seen
 
 
+def test_the_one_hot_names_a_task_that_decides_the_label() -> None:
+    from hpsearch.tasks.bn_placement import N_TASKS, SHIFT
+
+    data = resolve_task("digits-two-input").load_data(0)
+    digits = resolve_task("digits-cnn").load_data(0)
+    for name in ("train", "val", "test"):
+        (images, one_hot), y = getattr(data, name)
+        plain_x, plain_y = getattr(digits, name)
+        assert torch.equal(images, plain_x) and one_hot.shape == (len(y), N_TASKS)
+        assert torch.equal(one_hot.sum(1), torch.ones(len(y)))
+        task = one_hot.argmax(1)
+        assert torch.equal(data.info["tasks"][name], task) and torch.equal(data.info["digits"][name], plain_y)
+        assert torch.equal(y, (plain_y + SHIFT * task) % 10)
+        assert 0.4 < float(task.float().mean()) < 0.6  # both tasks drawn, about equally often
+    # the same split seed draws the same tasks; another seed draws others
+    again = resolve_task("digits-two-input").load_data.__wrapped__(0)  # type: ignore[attr-defined]
+    assert torch.equal(again.train[0][1], data.train[0][1])
+    assert not torch.equal(resolve_task("digits-two-input").load_data(1).info["tasks"]["test"][:50], data.info["tasks"]["test"][:50])
+
+
+def test_neither_input_alone_reaches_the_two_input_accuracy() -> None:
+    data = resolve_task("digits-two-input").load_data(0)
+    base = {k: v["value"] for k, v in data.info["test_baselines"].items()}
+    assert set(base) == {"majority", "one_hot_only", "image_only_trained", "image_only_oracle"}
+    (_, one_hot), y = data.test
+    task, digit = data.info["tasks"]["test"], data.info["digits"]["test"]
+    # the image-only oracle is the test share of one task: the label of the other is never right
+    assert base["image_only_oracle"] in (float((task == 0).double().mean()), float((task == 1).double().mean()))
+    assert 0.45 < base["image_only_oracle"] < 0.55
+    assert base["image_only_trained"] <= base["image_only_oracle"] + 0.02
+    assert 0.3 < base["image_only_trained"]  # the image does carry the digit
+    assert base["majority"] < 0.15 and base["one_hot_only"] < 0.2  # the one-hot alone: near chance
+    # both inputs together determine the label exactly: one label per (digit, task)
+    pairs = {(int(d), int(k)): set() for d, k in zip(digit, task)}
+    for d, k, label in zip(digit.tolist(), task.tolist(), y.tolist()):
+        pairs[(d, k)].add(label)
+    assert all(len(labels) == 1 for labels in pairs.values())
+    # the image alone leaves two labels for every digit
+    assert all(len({lb for (d2, _), lbs in pairs.items() if d2 == d for lb in lbs}) == 2 for d in range(10))
+
+
+def test_two_input_splits_pass_the_data_check_and_a_ragged_tuple_does_not() -> None:
+    from dataclasses import replace
+
+    from hpsearch.errors import ConfigError
+    from hpsearch.tasks.checked import check_splits, load_checked_data
+
+    data = load_checked_data(resolve_task("digits-two-input"), 0)
+    (images, one_hot), y = data.val
+    with pytest.raises(ConfigError, match="val x is a tuple of inputs with different numbers of rows"):
+        check_splits(replace(data, val=((images, one_hot[:-1]), y)), "digits-two-input")
+    with pytest.raises(ConfigError, match=r"val x\[1\] is numpy.ndarray"):
+        check_splits(replace(data, val=((images, one_hot.numpy()), y)), "digits-two-input")
+
+
+def test_digits_bn_reports_the_majority_baseline() -> None:
+    data = resolve_task("digits-bn").load_data(0)
+    counts = torch.bincount(data.train[1])
+    expected = float((data.test[1] == counts.argmax()).double().mean())
+    assert data.info["test_baselines"]["majority"]["value"] == expected
+
+
 @pytest.mark.parametrize("placement", ["none", "fc_before_concat", "after_concat"])
 def test_one_hot_is_never_normalized_unless_after_concat(placement: str) -> None:
-    task = resolve_task("digits-bn")
-    options = {**task.defaults, "placement": f"two_input/{placement}"}
-    data = task.data_for(task.load_data(0), options)
+    task = resolve_task("digits-two-input")
+    options = {**task.defaults, "batchnorm": placement}
+    data = task.splits(0, options)
     (images, one_hot), _ = data.train
-    assert one_hot.shape[1] == 4 and torch.equal(one_hot.sum(1), torch.ones(len(one_hot)))
-    assert 0.2 < float(one_hot[:, 0].mean()) < 0.3  # quartiles of the training split
-    model = task.build_model(Regularization(), options, data)
+    model = task.build_model(Regularization(batchnorm=placement), options, data)
     batch = (images[:32], one_hot[:32])
     inputs = _bn_inputs(model, batch)
-    hidden = options["hidden_units"]
+    hidden, side = options["hidden_units"], one_hot.shape[1]
     if placement == "none":
         assert inputs == []
     elif placement == "fc_before_concat":
         assert [t.shape[1] for t in inputs] == [hidden]  # image features only
     else:
-        assert [t.shape[1] for t in inputs] == [hidden + 4]
+        assert [t.shape[1] for t in inputs] == [hidden + side]
         torch.testing.assert_close(inputs[0][:, hidden:], batch[1])  # the one-hot columns, normalized
     assert model(batch).shape == (32, 10)
+
+
+@pytest.mark.parametrize("task_name,placement", [("digits-two-input", "before_activation"), ("digits-bn", "after_concat")])
+def test_each_task_refuses_the_other_models_placements(task_name: str, placement: str, tmp_path: Path) -> None:
+    from hpsearch.api import load_study_file
+    from hpsearch.errors import ConfigError
+
+    path = tmp_path / "x.yaml"
+    path.write_text(f"study: x\ntask: {task_name}\ntrials: 1\nmax_epochs: 1\n"
+                    f"search: {{learning_rate: {{low: 1.0e-3, high: 1.0e-2}}}}\nfixed: {{batchnorm: {placement}}}\n")
+    with pytest.raises(ConfigError, match=f"batchnorm.*{placement}"):
+        load_study_file(path)
 
 
 @pytest.mark.parametrize("model_name,bn_type", [("fc", nn.BatchNorm1d), ("cnn", nn.BatchNorm2d)])
 @pytest.mark.parametrize("placement", ["none", "before_activation", "after_activation"])
 def test_single_input_placements(model_name: str, bn_type: type, placement: str) -> None:
     task = resolve_task("digits-bn")
-    options = {**task.defaults, "placement": f"{model_name}/{placement}"}
-    data = task.data_for(task.load_data(0), options)
-    model = task.build_model(Regularization(), options, data)
+    options = {**task.defaults, "model": model_name}
+    data = task.splits(0, options)
+    model = task.build_model(Regularization(batchnorm=placement), options, data)
     assert model.reg.batchnorm == placement
     blocks = [m for m in model.modules() if isinstance(m, nn.Sequential) and any(isinstance(c, bn_type) for c in m)]
     if placement == "none":
@@ -115,14 +187,14 @@ def test_single_input_placements(model_name: str, bn_type: type, placement: str)
 
 
 def test_two_input_batches_stay_aligned_and_training_is_reproducible() -> None:
-    task = resolve_task("digits-bn")
-    options = {**task.defaults, "placement": "two_input/after_concat"}
-    data = task.data_for(task.load_data(0), options)
+    task = resolve_task("digits-two-input")
+    options = dict(task.defaults)
+    data = task.splits(0, options)
     (images, one_hot), y = data.train
     for (bx, bh), by in TensorBatches((images, one_hot), y, batch_size=100, seed=3):
         rows = [int((images == row).all(1).nonzero()[0]) for row in bx[:5]]
         assert torch.equal(one_hot[rows], bh[:5]) and torch.equal(y[rows], by[:5])
-    settings = TrialSettings(Regularization(), options)
+    settings = TrialSettings(Regularization(batchnorm="after_concat"), options)
     a = fit(task, settings, data, max_epochs=1, seed=5, accelerator="cpu")
     b = fit(task, settings, data, max_epochs=1, seed=5, accelerator="cpu")
     assert a.error is None and a.metrics == b.metrics

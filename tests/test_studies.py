@@ -17,9 +17,13 @@ QUESTION_STUDIES = [
     "l2-fc-only",
     "activations",
     "batchnorm-placement",
+    "batchnorm-placement-short",
+    "batchnorm-two-input",
+    "batchnorm-two-input-short",
     "seq2seq-dropout-l2",
     "weight-decay-vs-normalization",
     "triplet-semihard",
+    "triplet-finetune",
     "batchnorm-l2",
     "question-width",
 ]

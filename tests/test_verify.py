@@ -176,7 +176,8 @@ def test_verify_retrains_and_scores_on_the_dataset_the_trial_searched(write_stud
 @pytest.mark.slow
 @pytest.mark.parametrize("task, fixed", [
     ("tabular-mlp", {"dataset": "wine", "hidden_units": 8, "hidden_layers": 1}),
-    ("digits-bn", {"placement": "two_input/after_concat", "channels": 4, "hidden_units": 16}),
+    ("digits-bn", {"model": "cnn", "batchnorm": "after_activation", "channels": 4, "hidden_units": 16}),
+    ("digits-two-input", {"batchnorm": "after_concat", "channels": 4, "hidden_units": 16}),
 ])
 def test_every_task_variant_retrains(write_study, sqlite_url: str, task: str, fixed: dict) -> None:
     _one_trial(write_study, sqlite_url, task=task, max_epochs=1, search={"learning_rate": {"low": 1e-3, "high": 1e-2}},

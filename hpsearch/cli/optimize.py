@@ -61,6 +61,12 @@ from hpsearch.cli.common import CliContext, pass_cli, storage_options
     "[env: HPSEARCH_CHECKPOINT_DIR; default: no checkpoints].",
 )
 @click.option(
+    "--model-dir", type=click.Path(file_okay=False),
+    help="Keep the best models under this directory (shared storage on a cluster) [default: "
+    "$HPSEARCH_MODEL_DIR, else the file's `model_dir`, else <database>-models/ next to a SQLite file]. "
+    "Checked before anything is written; pool workers inherit it.",
+)
+@click.option(
     "--quiet", "-q", is_flag=True,
     help="Print only the closing summary (best trial and its settings); errors still go to stderr.",
 )
@@ -81,6 +87,7 @@ def optimize(
     heartbeat: int | None,
     grace: int,
     checkpoint_dir: str | None,
+    model_dir: str | None,
     quiet: bool,
     pool_worker: bool,
 ) -> None:
@@ -106,6 +113,9 @@ def optimize(
     check_workers(workers)
     from hpsearch.errors import ConfigError
 
+    if model_dir is not None:
+        use_model_dir(model_dir)
+
     definition = load_study_file(study_file, study=study_name, trials=trials, max_epochs=max_epochs, seed=seed,
                                 population=population)
     if definition.config.question is not None and trials is not None:
@@ -119,6 +129,17 @@ def optimize(
         }
         sys.exit(_run_pool(cli, definition, workers, forwarded, worker_index * workers, quiet, allow_changes))
     _run_alone(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, quiet, allow_changes)
+
+
+def use_model_dir(chosen: str) -> None:
+    """``--model-dir``: checked like ``model_dir`` (one line, exit 2, before anything is
+    written), then set as ``$HPSEARCH_MODEL_DIR`` for this process and the workers it starts,
+    where it wins over the file's ``model_dir``."""
+    import os
+
+    from hpsearch.run.kept_models import MODEL_DIR_ENV, check_model_dir
+
+    os.environ[MODEL_DIR_ENV] = str(check_model_dir(chosen, "--model-dir"))
 
 
 def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: Any, checkpoint_dir: str | None,

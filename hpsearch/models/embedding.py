@@ -1,4 +1,5 @@
-"""Embedding networks fine-tuned with triplet loss on semi-hard triplets."""
+"""Embedding networks fine-tuned with triplet loss on mined triplets (semi-hard, hard, all, or
+the easy + semi-hard filter d(a,p) < d(a,n))."""
 
 from __future__ import annotations
 
@@ -38,16 +39,59 @@ class EmbeddingNet(nn.Module):
         return F.normalize(self.head(h), dim=1)
 
 
-class SemiHardTripletLoss(nn.Module):
-    """pytorch-metric-learning's TripletMarginLoss on the batch's semi-hard triplets
-    (d(a,p) < d(a,n) < d(a,p) + margin), mined by TripletMarginMiner."""
+#: The mining strategies of :class:`MinedTripletLoss`.
+MINING = ("easy_semihard", "semihard", "hard", "all")
 
-    def __init__(self, margin: float) -> None:
+
+def easy_semihard_mask(ap_dist: torch.Tensor, an_dist: torch.Tensor) -> torch.Tensor:
+    """The question's filter: keep a triplet when d(a,p) < d(a,n) (its negative is farther from
+    the anchor than its positive: the easy and the semi-hard triplets, whatever the margin)."""
+    return ap_dist < an_dist
+
+
+def _easy_semihard_miner() -> Any:
+    """A pytorch-metric-learning miner keeping every triplet of the batch with d(a,p) < d(a,n)
+    (the library has no such type: "semihard" also requires d(a,n) <= d(a,p) + margin)."""
+    from pytorch_metric_learning.miners import BaseMiner
+    from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+    class EasySemiHardMiner(BaseMiner):
+        """Triplets whose negative is farther from the anchor than the positive."""
+
+        def mine(
+            self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor, ref_labels: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            anchor, positive, negative = lmu.get_all_triplets_indices(labels, ref_labels)
+            mat = self.distance(embeddings, ref_emb)
+            keep = easy_semihard_mask(mat[anchor, positive], mat[anchor, negative])
+            return anchor[keep], positive[keep], negative[keep]
+
+    return EasySemiHardMiner()
+
+
+class MinedTripletLoss(nn.Module):
+    """pytorch-metric-learning's TripletMarginLoss, averaged over the triplets a miner keeps
+    from the batch (MeanReducer: a kept triplet with zero loss still counts in the mean).
+
+    ``mining``: ``semihard`` (d(a,p) < d(a,n) <= d(a,p) + margin), ``hard`` (d(a,n) <= d(a,p)),
+    ``all`` (every triplet violating the margin: d(a,n) <= d(a,p) + margin), each
+    TripletMarginMiner's type of that name; ``easy_semihard`` (our own miner: d(a,p) < d(a,n),
+    so triplets already satisfied by more than the margin are kept and dilute the mean).
+    With the library's default AvgNonZeroReducer ``easy_semihard`` would train exactly like
+    ``semihard`` (easy triplets have zero loss), hence the mean over kept triplets."""
+
+    def __init__(self, margin: float, mining: str = "semihard") -> None:
         super().__init__()
-        from pytorch_metric_learning import losses, miners
+        from pytorch_metric_learning import losses, miners, reducers
 
-        self.miner = miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard")
-        self.loss = losses.TripletMarginLoss(margin=margin)
+        if mining not in MINING:
+            raise ValueError(f"mining: got {mining!r}; valid: {', '.join(MINING)}")
+        self.mining = mining
+        if mining == "easy_semihard":
+            self.miner = _easy_semihard_miner()
+        else:
+            self.miner = miners.TripletMarginMiner(margin=margin, type_of_triplets=mining)
+        self.loss = losses.TripletMarginLoss(margin=margin, reducer=reducers.MeanReducer())
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss(embeddings, labels, self.miner(embeddings, labels))
@@ -61,11 +105,13 @@ def recall_at_1(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class TripletModule(RegularizedModule):
-    """Triplet-loss fine-tuning; metric ``recall_at_1``. The head's learning rate is
+    """Triplet-loss fine-tuning on ``mining``'s triplets; metric ``recall_at_1``. The head's learning rate is
     ``head_lr_mult`` × the base learning rate (its own optimizer group)."""
 
-    def __init__(self, net: EmbeddingNet, reg: Regularization, margin: float, head_lr_mult: float) -> None:
-        super().__init__(net, reg, SemiHardTripletLoss(margin))
+    def __init__(
+        self, net: EmbeddingNet, reg: Regularization, margin: float, head_lr_mult: float, mining: str = "semihard"
+    ) -> None:
+        super().__init__(net, reg, MinedTripletLoss(margin, mining))
         self.head_lr_mult = head_lr_mult
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

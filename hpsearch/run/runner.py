@@ -31,7 +31,7 @@ from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.baselines import check_baseline_count, enqueue_baselines
 from hpsearch.study.config import StudyFile, effective_settings
 from hpsearch.study.definition import StudyDefinition, define
-from hpsearch.study.meta import METRIC_ATTR, best_or_none, record_metric_names, record_study_file
+from hpsearch.study.meta import METRIC_ATTR, RunningBest, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class _StopAtTarget:
         self.failures_in_row = 0
         self.same_failures = 0
         self.last_reason: str | None = None
+        self.running_best = RunningBest()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.check(study, trial):
@@ -94,7 +95,8 @@ class _StopAtTarget:
         self.last_reason = reason
         if self.on_progress is not None:
             self.on_progress(
-                Progress(trial, finished, self.target, best_or_none(study), time.perf_counter() - self.started, self.metric)
+                Progress(trial, finished, self.target, self.running_best.update(study, trial), time.perf_counter() - self.started,
+                         self.metric)
             )
         return bool(finished >= self.target or self.failing or signals.received())
 

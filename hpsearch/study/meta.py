@@ -123,6 +123,47 @@ def pareto_front(study: "optuna.Study") -> "list[FrozenTrial]":
     return sorted(front, key=lambda t: (-signs[0] * t.values[0], t.number))
 
 
+class RunningBest:
+    """:func:`best_or_none` for a progress line that updates after every trial, without loading
+    every complete trial each time: with several objectives (where the best is a Pareto front's
+    trial and needs every trial) the front is read in full at most once per ``refresh_seconds``
+    (other workers' trials show up then) and, in between, the trial this process just finished
+    replaces the best when it is better in the first objective (ties: when it dominates the
+    best), which is the front's first trial by :func:`pareto_front`'s order. One objective: one
+    query, Optuna's best, every time."""
+
+    def __init__(self, refresh_seconds: float = 30.0) -> None:
+        self.refresh_seconds = refresh_seconds
+        self.best: "FrozenTrial | None" = None
+        self._read_at: float | None = None
+
+    def update(self, study: "optuna.Study", trial: "FrozenTrial") -> "FrozenTrial | None":
+        """The best after ``trial`` finished."""
+        import time
+
+        if len(study.directions) == 1:
+            return best_or_none(study)
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at >= self.refresh_seconds:
+            self.best, self._read_at = best_or_none(study), now
+        elif self._better(study, trial):
+            self.best = trial
+        return self.best
+
+    def _better(self, study: "optuna.Study", trial: "FrozenTrial") -> bool:
+        from optuna.trial import TrialState
+
+        from hpsearch.store.queries import is_feasible
+
+        if trial.state != TrialState.COMPLETE or not trial.values or not is_feasible(trial):
+            return False
+        if self.best is None:
+            return True
+        signs = [1.0 if d.name == "MAXIMIZE" else -1.0 for d in study.directions]
+        new, old = signs[0] * trial.values[0], signs[0] * self.best.values[0]
+        return new > old or (new == old and dominates(trial.values, self.best.values, signs))
+
+
 def best_or_none(study: "optuna.Study") -> "FrozenTrial | None":
     """The study's best feasible trial, or ``None`` before the first one; with several
     objectives, the trial of the Pareto front best in the first objective."""

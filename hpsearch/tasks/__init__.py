@@ -23,9 +23,11 @@ def _builtin() -> dict[str, Callable[[], Task]]:
         "digits-cnn": digits.digits_cnn,
         "toy2d-mlp": toy2d.toy2d_mlp,
         "digits-bn": bn_placement.digits_bn,
+        "digits-two-input": bn_placement.digits_two_input,
         "co2-seq2seq": seq2seq.co2_seq2seq,
         "tabular-mlp": tabular.tabular_mlp,
         "digits-triplet": triplet.digits_triplet,
+        "glyphs-triplet": triplet.glyphs_triplet,
     }
 
 

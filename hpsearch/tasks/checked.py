@@ -19,7 +19,8 @@ def _describe(value: Any) -> str:
 
 def check_splits(data: Any, task_name: str, path: str = "<study>") -> DataSplits:
     """``data`` if it is a :class:`DataSplits` of tensor pairs with matching lengths, else a
-    :class:`ConfigError` saying what is wrong."""
+    :class:`ConfigError` saying what is wrong. ``x`` may also be a tuple of tensors with one row
+    per example each (the inputs of a multi-input model)."""
     import torch
 
     where = f"{path}: task {task_name}: load_data"
@@ -29,15 +30,20 @@ def check_splits(data: Any, task_name: str, path: str = "<study>") -> DataSplits
         pair = getattr(data, split)
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ConfigError(f"{where}: {split} is {_describe(pair)}, expected a pair (x, y) of torch tensors")
-        for name, value in zip(("x", "y"), pair):
+        x, y = pair
+        inputs = list(x) if isinstance(x, tuple) and x else [x]
+        for name, value in [*((f"x[{i}]" if len(inputs) > 1 else "x", v) for i, v in enumerate(inputs)), ("y", y)]:
             if not isinstance(value, torch.Tensor):
                 hint = " (convert with torch.as_tensor)" if type(value).__module__.startswith("numpy") else ""
                 raise ConfigError(f"{where}: {split} {name} is {_describe(value)}, expected a torch.Tensor{hint}")
             if value.ndim == 0:
                 raise ConfigError(f"{where}: {split} {name} is a 0-d tensor; expected one row per example")
-        if len(pair[0]) != len(pair[1]):
-            raise ConfigError(f"{where}: {split} has {len(pair[0])} inputs but {len(pair[1])} targets")
-        if split != "test" and len(pair[0]) == 0:
+        if len({len(v) for v in inputs}) > 1:
+            raise ConfigError(f"{where}: {split} x is a tuple of inputs with different numbers of rows")
+        rows = len(inputs[0])
+        if rows != len(y):
+            raise ConfigError(f"{where}: {split} has {rows} inputs but {len(y)} targets")
+        if split != "test" and rows == 0:
             raise ConfigError(f"{where}: the {split} split is empty")
     return data
 
