@@ -145,3 +145,20 @@ def test_custom_optimizer_groups_get_exactly_their_scopes_decay() -> None:
     groups = parameter_groups(net, reg, extra_groups=[head])
     assert decay_shrinkage(reg, 100, groups) == pytest.approx(3e-3 * 1e-2 * 100)  # the head's own lr
     assert decay_shrinkage(reg, 100) == pytest.approx(1e-3 * 1e-2 * 100)
+
+
+def test_a_seed_far_worse_than_its_level_is_named_and_ordinary_spread_is_not() -> None:
+    from hpsearch.question.warnings import outlier_seed_warnings
+
+    def level(values: list[float]) -> dict:
+        return {"cell": "c", "seeds": list(range(len(values))), "values": values}
+
+    ordinary = [0.47 + 0.01 * ((7 * i) % 11 - 5) for i in range(30)]  # ±0.05 around 0.47
+    assert outlier_seed_warnings([level(ordinary)], 0.05, maximize=False) == []
+    diverged = ordinary[:24] + [18.6] + ordinary[25:]
+    (warning,) = outlier_seed_warnings([level(diverged)], 0.05, maximize=False)
+    assert warning.startswith("c: seed 24: 18.6, far worse than the level's median")
+    assert outlier_seed_warnings([level(diverged)], 0.05, maximize=True) == []  # better is never flagged
+    accuracies = [0.95] * 9 + [0.5]  # a chance-level seed among identical ones (MAD 0)
+    assert "seed 9: 0.5" in outlier_seed_warnings([level(accuracies)], 0.01, maximize=True)[0]
+    assert outlier_seed_warnings([level([0.95] * 9 + [0.9])], 0.01, maximize=True) == []  # within 10 x min_effect

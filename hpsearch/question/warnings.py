@@ -1,7 +1,8 @@
 """The warnings a reviewer would raise beside an answer's verdicts: a tuned value on the edge of
 its range, levels with few or mostly pruned tuning trials, retrained scores far from the tuning
 score, no overfitting for a regularizer to act on, a task baseline that beats every level, a
-test split so small that one example outweighs ``min_effect``, failed seeds."""
+test split so small that one example outweighs ``min_effect``, failed seeds, a seed far from the rest
+of its level."""
 
 from __future__ import annotations
 
@@ -62,6 +63,33 @@ def tuning_warnings(levels: list[dict[str, Any]], min_effect: float) -> list[str
             seeds = ", ".join(sorted(row["failed"]))
             first = next(iter(row["failed"].values()))
             out.append(f"{row['cell']}: retraining failed for seed(s) {seeds}: {first}")
+    return out
+
+
+#: A seed is flagged when it is worse than its level's median by this many median absolute
+#: deviations and this many ``min_effect``s (a normal sample of 30 has nothing beyond about 4.5 MADs).
+OUTLIER_SPREADS = 10.0
+
+
+def outlier_seed_warnings(levels: list[dict[str, Any]], min_effect: float, maximize: bool) -> list[str]:
+    """A retrain far worse than the rest of its level (beyond :data:`OUTLIER_SPREADS` median
+    absolute deviations and ``min_effect``s below the level's median): a seed that diverged or
+    did not train moves the mean and widens the interval, so the reader should see it by name."""
+    import statistics
+
+    out = []
+    for row in levels:
+        values = dict(zip(row.get("seeds", []), row.get("values", [])))
+        if len(values) < 5:
+            continue
+        median = statistics.median(values.values())
+        mad = statistics.median(abs(v - median) for v in values.values())
+        limit = OUTLIER_SPREADS * max(mad, min_effect)
+        far = {s: v for s, v in values.items() if ((median - v) if maximize else (v - median)) > limit}
+        if far:
+            listed = ", ".join(f"seed {s}: {v:.4g}" for s, v in far.items())
+            out.append(f"{row['cell']}: {listed}, far worse than the level's median {median:.4g} over {len(values)} "
+                       "seeds (a retrain that diverged or did not train); it moves the mean and widens the interval")
     return out
 
 
@@ -133,7 +161,7 @@ def reviewer_warnings(definition: Any, design: Any, runs: list[Any], answer: dic
     touched = set(design.factors) | {k for lv in design.levels for k in lv.settings}
     overfit = overfit_warning(levels, m, maximize) if touched & REGULARIZERS else []
     converged = convergence_warnings(levels, m, maximize, definition.metric)
-    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *converged, *overfit,
+    return [*edge_warnings(runs, levels), *tuning_warnings(levels, m), *outlier_seed_warnings(levels, m, maximize), *converged, *overfit,
             *baseline_warning(definition, levels, maximize),
             *baseline_warnings(answer.get("baselines", []), levels, maximize, answer["metric"]),
             *split_warning(definition, runs, m)]
