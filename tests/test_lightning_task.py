@@ -160,3 +160,22 @@ def test_resolve_task_refuses_a_lightning_name() -> None:
 
     with pytest.raises(ConfigError, match="rebuilt from its study's task block"):
         resolve_task("lightning:lt_digits.models.DigitsMLP+lt_digits.data.DigitsData")
+
+
+def test_checkpoint_resume_continues_a_lightning_trial(tmp_path: Path) -> None:
+    """A re-run of a dead worker's trial resumes from its last epoch's checkpoint."""
+    from hpsearch.run.checkpoints import EpochCheckpoint
+    from hpsearch.run.training import fit
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={}))
+    settings = settings_for({}, d.config, d.task)
+    data = d.task.splits(0, settings.options)
+    path = tmp_path / "trial-0.ckpt"
+    first = fit(d.task, settings, data, max_epochs=2, seed=3, callbacks=[EpochCheckpoint(path)], accelerator="cpu")
+    assert first.error is None and first.epochs == 2 and path.exists()
+    again = EpochCheckpoint(path)
+    resumed = fit(d.task, settings, data, max_epochs=3, seed=3, callbacks=[again], accelerator="cpu", ckpt_path=str(path))
+    assert resumed.error is None, resumed.error
+    assert again.resumed_from_epoch == 2 and resumed.epochs == 3
+    assert resumed.steps == 3 * 9  # 1,077 digits in batches of 128: no epoch trained twice

@@ -33,9 +33,10 @@ def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
         cy, cx, r = rng.uniform(3, SIZE - 3), rng.uniform(3, SIZE - 3), rng.uniform(2.0, 5.0)
         pattern = 2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)) - 1
     pattern = np.clip(pattern, -1, 1)
-    fg, bg = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    fg = rng.uniform(0, 1, 3)
+    bg = (fg + rng.uniform(0.35, 0.65, 3)) % 1.0  # a colour that contrasts with fg in every channel
     weight = (pattern[..., None] + 1) / 2
-    image = weight * fg + (1 - weight) * bg + rng.normal(0, 0.25, (SIZE, SIZE, 3))
+    image = weight * fg + (1 - weight) * bg + rng.normal(0, 0.15, (SIZE, SIZE, 3))
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
