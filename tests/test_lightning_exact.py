@@ -59,7 +59,7 @@ def test_same_weights_as_builtin(optimizer: str, l2_mode: str, l2_scope: str, mo
     own = _weights(LIGHTNING, fixed)
     assert len(builtin) == len(own) == 6
     start = _initial(fixed)
-    for a, b, s in zip(builtin, own, start):
+    for a, b in zip(builtin, own):
         assert a.shape == b.shape
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     # the runs really trained (not two copies of the initial weights)

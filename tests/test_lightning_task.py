@@ -10,8 +10,8 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-
 from conftest import run_cli
+
 from hpsearch.errors import ConfigError
 from hpsearch.study.config import StudyFile, parse_study
 from hpsearch.study.definition import define, searched_definition

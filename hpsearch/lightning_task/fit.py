@@ -29,7 +29,7 @@ def trainer_for(setup: "LightningSetup", accelerator: str, callbacks: Sequence[p
     return pl.Trainer(
         accelerator=block.accelerator if accelerator == "auto" else accelerator,
         devices=block.devices,
-        precision=block.precision,  # type: ignore[arg-type]
+        precision=block.precision,
         max_epochs=max_epochs,
         logger=False,
         enable_checkpointing=False,

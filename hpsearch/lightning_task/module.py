@@ -48,7 +48,7 @@ def set_keep_prob(model: nn.Module, keep_prob: float) -> int:
     """Set ``p = 1 - keep_prob`` on every dropout layer; the number of layers changed."""
     layers = dropout_layers(model)
     for layer in layers:
-        layer.p = 1.0 - keep_prob
+        layer.p = 1.0 - keep_prob  # type: ignore[assignment]
     return len(layers)
 
 

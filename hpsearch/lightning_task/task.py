@@ -147,8 +147,8 @@ class LightningSetup:
     def pick_data(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
         """The splits a trial with ``options`` reads (its DataModule init arguments)."""
         opts = dict(options)
-        return DataSplits(train=LoaderSplit("train", self, opts), val=LoaderSplit("val", self, opts),  # type: ignore[arg-type]
-                          test=LoaderSplit("test", self, opts), info={"lightning": True})
+        splits: Any = {s: LoaderSplit(s, self, opts) for s in ("train", "val", "test")}
+        return DataSplits(**splits, info={"lightning": True})
 
     def model_file_info(self) -> dict[str, Any]:
         """What a model file keeps to rebuild the module (see :func:`setup_from_model_file`)."""

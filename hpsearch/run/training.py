@@ -85,7 +85,7 @@ def fit(
     A task of the user's Lightning classes trains through its DataModule instead
     (:func:`hpsearch.lightning_task.fit.fit_module`)."""
     if task.lightning is not None:
-        return task.lightning.fit(settings, data, max_epochs, seed, callbacks, accelerator, ckpt_path)  # type: ignore[no-any-return]
+        return task.lightning.fit(settings, data, max_epochs, seed, callbacks, accelerator, ckpt_path)
     quiet_lightning()
     torch.manual_seed(seed)
     model = task.build_model(settings.reg, settings.options, data)
