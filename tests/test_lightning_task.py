@@ -115,6 +115,15 @@ def test_training_step_error_fails_the_trial_only(tmp_path: Path) -> None:
     assert failed and done  # the study went on after the failing trial
     assert all(t.params["hidden_units"] == 13 for t in failed)
     assert {t.user_attrs["fail_reason"] for t in failed} == {"RuntimeError: boom in training_step"}
+    assert all(set(t.intermediate_values) == {0} for t in done)  # the logged val_acc reported for pruning
+    assert all(t.user_attrs["val_acc"] == t.value and t.user_attrs["epochs"] == 1 for t in done)
+
+
+def test_populations_cannot_stack_a_lightning_task() -> None:
+    from hpsearch.run.trial_loop import _no_population_reason
+
+    reason = _no_population_reason(define_data(study(population=4)))
+    assert reason is not None and "cannot stack" in reason
 
 
 def test_scheduler_hook_and_optimizer_by_role() -> None:
