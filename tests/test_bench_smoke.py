@@ -15,6 +15,7 @@ RESULT = re.compile(r"^RESULT (\S+) (\S+) goal (<=|>=) (\S+)$", re.M)
 
 SMOKE = [
     ("trial_overhead.py", ["--pairs", "1", "--epochs", "2"], ["trial_overhead"]),
+    ("own_module.py", ["--pairs", "1", "--epochs", "1", "--workers", "0"], ["own_module_overhead"]),
     ("search_efficiency.py", ["--seeds", "1", "--trials", "2", "--max-epochs", "1"], ["search_efficiency"]),
     ("storage_overhead.py", ["--sizes", "20", "40", "--measure", "3"], ["storage_overhead_ms_at_40", "storage_overhead_growth"]),
     ("cli_latency.py", ["--trials", "200", "--repeat", "1"], ["cli_help_s", "cli_studies_s"]),

@@ -57,6 +57,7 @@ def test_readme_marks_few_skips_and_every_block_is_known() -> None:
 
 def test_every_readme_block_runs(tmp_path: Path) -> None:
     (tmp_path / "studies").symlink_to(REPO / "studies")
+    (tmp_path / "examples").symlink_to(REPO / "examples")  # the "Your own Lightning project" block copies one
     env = cli_env(HPSEARCH_CAP_TRIALS="2", HPSEARCH_CAP_EPOCHS="2")
     env["PATH"] = os.pathsep.join([str(HPSEARCH.parent), env.get("PATH", "")])
     ran = 0

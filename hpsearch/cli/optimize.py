@@ -165,7 +165,7 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
         if not pool_worker and not quiet:
             reporter.echo(
                 f"study {config.study!r} on {mask_url(cli.url)}: {finished}/{config.trials} finished trials, "
-                f"{config.max_epochs} epochs each, task {config.task}"
+                f"{config.max_epochs} epochs each, task {config.task_ref}"
             )
 
     with reporter:
@@ -236,7 +236,7 @@ def _run_pool(cli: CliContext, definition: Any, workers: int, forwarded: Mapping
             return
         click.echo(
             f"study {config.study!r} on {mask_url(cli.url)}: {start.finished}/{config.trials} finished "
-            f"trials, {config.max_epochs} epochs each, task {config.task}; {start.workers} workers, "
+            f"trials, {config.max_epochs} epochs each, task {config.task_ref}; {start.workers} workers, "
             f"{start.threads} torch thread(s) each" + (f", GPUs {','.join(start.gpus)}" if start.gpus else "")
         )
 

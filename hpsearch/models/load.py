@@ -15,18 +15,25 @@ def load_model(path: str | Path) -> tuple[RegularizedModule, dict[str, Any]]:
     holding more than tensors and plain data is refused (:class:`~hpsearch.errors.ConfigError`)
     without running anything from it. The task is rebuilt by name (a custom task must be
     importable and marked with ``@hpsearch.task``) and its data loaded with the study's seed,
-    as the model builder may use it."""
+    as the model builder may use it. A model of the user's own LightningModule is rebuilt from
+    the class path in the file, imported only from source under the current directory (see
+    :mod:`hpsearch.lightning_task.imports`)."""
     from hpsearch.params import REGULARIZATION_PARAMS
     from hpsearch.regularization import Regularization
     from hpsearch.tasks import resolve_task
 
     checkpoint = read_checkpoint(path)
-    task = resolve_task(checkpoint["task"])
     settings = dict(checkpoint["settings"])
     reg = Regularization(**{k: v for k, v in settings.items() if k in REGULARIZATION_PARAMS})
     options = {k: v for k, v in settings.items() if k not in REGULARIZATION_PARAMS}
-    data = task.splits(int(checkpoint["data_seed"]), options)
-    model = task.build_model(reg, options, data)
+    if "task_block" in checkpoint:  # the user's Lightning classes, imported only from the current directory
+        from hpsearch.lightning_task.task import setup_from_model_file
+
+        model = setup_from_model_file(checkpoint, str(path)).build_model(reg, options)
+    else:
+        task = resolve_task(checkpoint["task"])
+        data = task.splits(int(checkpoint["data_seed"]), options)
+        model = task.build_model(reg, options, data)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     info = {k: v for k, v in checkpoint.items() if k != "state_dict"}

@@ -66,6 +66,8 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
     from hpsearch.study.space import settings_for
 
     first = jobs[0].definition
+    if first.task.lightning is not None:  # the user's own module cannot be stacked
+        return None
     try:
         settings = [settings_for(j.params, j.definition.config, j.definition.task) for j in jobs]
         data = first.task.splits(jobs[0].data_seed, settings[0].options)

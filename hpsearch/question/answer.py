@@ -170,6 +170,9 @@ def check_split_varies(definition: Any, run: CellRun) -> None:
     refuse it with one line."""
     from hpsearch.study.space import settings_for
 
+    if definition.task.lightning is not None:
+        raise ConfigError(f"--vary split: task {definition.task.name} is your own DataModule, which splits its data "
+                          "itself (the same for every seed); use --vary seed")
     options = settings_for({}, run.definition.config, run.definition.task).options
     a, b = (definition.task.splits(s, options) for s in (0, 1))
     if a.test[1].shape == b.test[1].shape and bool((a.test[1] == b.test[1]).all()) and _same(a.test[0], b.test[0]):

@@ -168,4 +168,4 @@ def cell_definition(definition: Any, plan: QuestionPlan, cell: Cell) -> Any:
     text = yaml.safe_dump(cell_config_data(definition, plan, cell), sort_keys=False)
     where = f"{definition.path} (question cell {cell.key})"
     config = parse_study(text, where)
-    return define(StudyFile(path=where, text=text, config=config))
+    return define(StudyFile(path=where, text=text, config=config), stored=definition.stored)

@@ -137,6 +137,12 @@ def baseline_warning(definition: Any, levels: list[dict[str, Any]], maximize: bo
     return []
 
 
+def _test_size(test: Any) -> int | None:
+    """Examples in a test split: tensors' rows, or what a Lightning task's test loader reads."""
+    examples = getattr(test, "examples", None)
+    return examples() if callable(examples) else len(test[1])
+
+
 def split_warning(definition: Any, runs: list[Any], min_effect: float) -> list[str]:
     """One test example is worth more than ``min_effect`` (accuracy-like metrics)."""
     key = metric_key(definition.metric)
@@ -144,8 +150,9 @@ def split_warning(definition: Any, runs: list[Any], min_effect: float) -> list[s
         return []
     from hpsearch.study.space import settings_for
 
-    n = min(len(run.definition.task.splits(definition.config.seed, settings_for(
-        {}, run.definition.config, run.definition.task).options).test[1]) for run in runs)
+    sizes = [_test_size(run.definition.task.splits(definition.config.seed, settings_for(
+        {}, run.definition.config, run.definition.task).options).test) for run in runs]
+    n = min((s for s in sizes if s is not None), default=0)
     if n and 1 / n > min_effect:
         return [f"the test split has {n} examples: one example is {1 / n:.3g} > min_effect {min_effect:g}; "
                 "differences below one example cannot be seen"]

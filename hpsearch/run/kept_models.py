@@ -130,12 +130,14 @@ class ModelKeeper:
             "hpsearch_version": hpsearch.__version__,
             "study": definition.config.study,
             "trial": trial.number,
-            "task": definition.config.task,
+            "task": definition.config.task_ref,
             "data_seed": definition.config.seed,
             "seed": seed,
             "settings": settings.as_dict(),
             "metrics": dict(zip(definition.metrics, values)),
         }
+        if definition.task.lightning is not None:  # what rebuilds the user's module
+            info.update(definition.task.lightning.model_file_info())
         checkpoint = checkpoint_dict(info, model.state_dict())
         store = self.store
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import optuna
 
-from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
+from hpsearch.errors import DatabaseFailure, HPSearchError, NonFiniteLossError, describe_exception
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir, EpochCheckpoint, root_trial_number
 from hpsearch.run.events import EpochEvent, EpochReporter
@@ -46,7 +46,7 @@ class Objective:
     data: DataSplits
     checkpoints: CheckpointDir | None = None
     started: list[int] = field(default_factory=list, compare=False)
-    fatal: list[DatabaseFailure] = field(default_factory=list, compare=False)
+    fatal: list[HPSearchError] = field(default_factory=list, compare=False)
     on_epoch: Callable[[EpochEvent], None] | None = field(default=None, compare=False)
     keeper: ModelKeeper | None = field(default=None, compare=False)
 
@@ -161,7 +161,10 @@ class Objective:
             **{k: v for k, v in result.metrics.items() if k in self.definition.task.metrics},
             self.metric: value,
         }
-        groups = result.model.configure_optimizers().param_groups  # each group's own lr and λ
+        optimizer = result.model.configure_optimizers()
+        if isinstance(optimizer, dict):  # a Lightning task's module with its own scheduler
+            optimizer = optimizer["optimizer"]
+        groups = optimizer.param_groups  # each group's own lr and λ
         shrinkage = decay_shrinkage(settings.reg, result.steps, groups)
         if shrinkage is not None:
             attrs["decay_shrinkage"] = shrinkage
@@ -193,6 +196,10 @@ class Objective:
             raise optuna.TrialPruned(str(error))
         if error is not None:
             trial.set_user_attr("fail_reason", describe_exception(error))
+            from hpsearch.lightning_task.module import MetricNotLoggedError
+
+            if isinstance(error, MetricNotLoggedError):  # every trial would fail alike: the run ends with it
+                self.fatal.append(error)
             raise error
         value = result.metrics.get(self.metric)
         if value is None:

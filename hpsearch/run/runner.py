@@ -142,7 +142,7 @@ def record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
         )
     record_study_file(study, definition.text, definition.path, effective_settings(definition.config))
     record_metric_names(study, definition.metrics)
-    wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task}
+    wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task_ref}
     for key, value in wanted.items():
         if attrs.get(key) != value:
             study.set_user_attr(key, value)

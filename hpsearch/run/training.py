@@ -81,7 +81,11 @@ def fit(
     """Build the task's model for ``settings`` (init seeded by ``seed``) and train it for up to
     ``max_epochs`` on ``data.train``, validating on the whole ``data.val`` each epoch.
 
-    ``ckpt_path``: resume from this Lightning checkpoint (see :mod:`hpsearch.run.checkpoints`)."""
+    ``ckpt_path``: resume from this Lightning checkpoint (see :mod:`hpsearch.run.checkpoints`).
+    A task of the user's Lightning classes trains through its DataModule instead
+    (:func:`hpsearch.lightning_task.fit.fit_module`)."""
+    if task.lightning is not None:
+        return task.lightning.fit(settings, data, max_epochs, seed, callbacks, accelerator, ckpt_path)
     quiet_lightning()
     torch.manual_seed(seed)
     model = task.build_model(settings.reg, settings.options, data)
@@ -112,7 +116,12 @@ def fit(
 
 def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[str, float]:
     """The model's metrics on a whole split (moved to the model's device), see
-    :meth:`RegularizedModule.score`."""
+    :meth:`RegularizedModule.score`; for a Lightning task's loader split, its own evaluation
+    (:func:`hpsearch.lightning_task.fit.evaluate_split`)."""
+    from hpsearch.lightning_task.task import LoaderSplit
+
+    if isinstance(split, LoaderSplit):
+        return split.evaluate(model)
     return model.score(to_device(split[0], model.device), split[1].to(model.device))
 
 

@@ -26,6 +26,8 @@ def _no_population_reason(definition: StudyDefinition) -> str | None:
     """Why the study's trials cannot train as a population, if they cannot: a population
     member reports one value, is pruned like any member and keeps no model."""
     config = definition.config
+    if definition.task.lightning is not None:
+        return "a task of your own Lightning classes cannot stack its trials into a population"
     if definition.multi:
         return "a study with several objectives cannot train populations"
     if config.constraints:

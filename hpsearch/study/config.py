@@ -17,6 +17,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from hpsearch.errors import ConfigError
+from hpsearch.lightning_task.config import LightningTaskConfig
 from hpsearch.params import STUDY_SETTINGS
 from hpsearch.question.config import QuestionConfig
 from hpsearch.study.yaml_load import load_yaml, read_study_text, short_repr
@@ -134,11 +135,22 @@ class Bound(_Strict):
         return max(parts)
 
 
+def _task_kind(value: Any) -> str:
+    return "lightning_block" if isinstance(value, (dict, LightningTaskConfig)) else "task_name"
+
+
+# A task name (built-in or ``module:factory``), or a mapping naming the user's Lightning classes.
+TaskValue = Annotated[
+    Union[Annotated[str, Field(min_length=1), Tag("task_name")], Annotated[LightningTaskConfig, Tag("lightning_block")]],
+    Discriminator(_task_kind),
+]
+
+
 class StudyConfig(_Strict):
     """A validated study file."""
 
     study: Annotated[str, AfterValidator(check_study_name)]
-    task: str = Field(min_length=1)
+    task: TaskValue
     metric: str | None = None
     direction: Literal["maximize", "minimize"] | None = None
     trials: int = Field(gt=0)
@@ -163,6 +175,11 @@ class StudyConfig(_Strict):
     # A question (compare the levels of a factor, each tuned with the same budget): see
     # hpsearch.question; `optimize` then tunes one linked study per level.
     question: QuestionConfig | None = None
+
+    @property
+    def task_ref(self) -> str:
+        """The task as one string: its name, or ``lightning:<model>+<data>`` for a task block."""
+        return self.task if isinstance(self.task, str) else self.task.name
 
     @field_validator("model_dir")
     @classmethod
@@ -211,7 +228,7 @@ class StudyFile:
 
 def _error_line(path: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in ("range", "choices"))
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("range", "choices", "task_name", "lightning_block"))
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"

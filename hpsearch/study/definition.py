@@ -31,6 +31,9 @@ class StudyDefinition:
     direction: str
     # (metric, direction) of every objective; empty means the one ``metric``/``direction``.
     objectives: tuple[tuple[str, str], ...] = ()
+    # Rebuilt from a database or model file, not a study file the user handed in: a task block's
+    # classes import only from the current directory (see hpsearch.lightning_task.imports).
+    stored: bool = False
 
     @property
     def objective_pairs(self) -> tuple[tuple[str, str], ...]:
@@ -76,26 +79,36 @@ class StudyDefinition:
         return StudyMeta(self.config.study, self.metric, self.direction)
 
 
-def define(study_file: Union[StudyFile, StudyDefinition]) -> StudyDefinition:
+def define(study_file: Union[StudyFile, StudyDefinition], stored: bool = False) -> StudyDefinition:
     """Resolve the task and check the config against it (no database access); a definition
-    is returned as it is."""
+    is returned as it is. ``stored``: the study file comes from a database or a model file
+    (a task block's classes then import only from the current directory)."""
     if isinstance(study_file, StudyDefinition):
         return study_file
     config = study_file.config
-    try:
-        task = resolve_task(config.task)
-    except ConfigError as exc:
-        raise ConfigError(f"{study_file.path}: {exc}") from None
+    if isinstance(config.task, str):
+        try:
+            task = resolve_task(config.task)
+        except ConfigError as exc:
+            raise ConfigError(f"{study_file.path}: {exc}") from None
+    else:
+        from hpsearch.lightning_task.task import lightning_task
+
+        task = lightning_task(config, study_file.path, stored)
     check_against_task(config, task, study_file.path)
+    if task.lightning is not None:
+        from hpsearch.lightning_task.task import check_can_act
+
+        check_can_act(config, task, study_file.path)
     check_baselines(config, task, study_file.path)
     if config.objectives is None:
         single = ((config.metric or task.metric, config.direction or task.direction),)
         _check_numbers(study_file.path, task, single, list(config.constraints))
-        definition = StudyDefinition(study_file, task, single[0][0], single[0][1])
+        definition = StudyDefinition(study_file, task, single[0][0], single[0][1], stored=stored)
     else:
         pairs = tuple((o.metric, o.direction) for o in config.objectives)
         _check_numbers(study_file.path, task, pairs, list(config.constraints))
-        definition = StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else ())
+        definition = StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else (), stored)
     if config.question is not None:
         _check_question(definition)
     return definition
@@ -152,7 +165,7 @@ def searched_definition(source: optuna.Study) -> StudyDefinition:
     config = stored_config(source, where)
     if config is None:
         raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
-    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config))
+    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config), stored=True)
     searched = source.user_attrs.get(FINGERPRINT_ATTR)
     if searched is not None:
         changes = describe_changes(searched, fingerprint(definition))

@@ -35,7 +35,7 @@ def fingerprint(definition: "StudyDefinition") -> dict[str, Any]:
     """The definition's identity as a flat ``{key: JSON value}`` mapping."""
     config = definition.config
     flat: dict[str, Any] = {
-        "task": config.task,
+        "task": config.task if isinstance(config.task, str) else config.task.plain(),
         "metric": definition.metric,
         "direction": definition.direction,
         "max_epochs": config.max_epochs,

@@ -43,6 +43,8 @@ def resolve_task(ref: str) -> Task:
     builtin = _builtin()
     if ref in builtin:
         return builtin[ref]()
+    if ref.startswith("lightning:"):
+        raise ConfigError(f"task: {ref!r} is a task of Lightning classes: it is rebuilt from its study's task block, not by name")
     if ":" not in ref:
         raise ConfigError(
             f"task: unknown task {ref!r}; valid: {', '.join(sorted(builtin))}, "

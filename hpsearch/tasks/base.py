@@ -40,6 +40,8 @@ class Task:
 
     ``pick_data(data, options)``, if given, selects the splits one trial trains on from what
     ``load_data`` returned (for a task whose ``dataset`` is a parameter); see :meth:`data_for`.
+    ``lightning`` is set for a task made of a user's LightningModule and LightningDataModule
+    (see :mod:`hpsearch.lightning_task`).
     """
 
     name: str
@@ -52,6 +54,10 @@ class Task:
     load_data: Callable[[int], DataSplits]
     build_model: Callable[["Regularization", Mapping[str, Any], DataSplits], "RegularizedModule"]
     pick_data: Callable[[DataSplits, Mapping[str, Any]], DataSplits] | None = None
+    # A task of the user's own Lightning classes (``task: {model: {class_path...}, data: ...}``):
+    # its :class:`~hpsearch.lightning_task.task.LightningSetup`, which trains through the
+    # DataModule's loaders; its splits are loader handles instead of tensors.
+    lightning: Any = None
 
     def data_for(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
         """The splits a trial with these options trains and is scored on, picked from what

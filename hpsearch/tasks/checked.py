@@ -26,6 +26,8 @@ def check_splits(data: Any, task_name: str, path: str = "<study>") -> DataSplits
     where = f"{path}: task {task_name}: load_data"
     if not isinstance(data, DataSplits):
         raise ConfigError(f"{where} returned {_describe(data)}, expected hpsearch.tasks.DataSplits")
+    if data.info.get("lightning"):  # loader handles of a Lightning task: its DataModule reads the data
+        return data
     for split in SPLITS:
         pair = getattr(data, split)
         if not isinstance(pair, tuple) or len(pair) != 2:

@@ -56,6 +56,6 @@ def make_synthetic_study(url: str, name: str, n_trials: int, study_file: Path = 
     study = optuna.create_study(storage=connect(url), study_name=name, direction=definition.direction)
     record_study_file(study, definition.text, definition.path)
     study.set_user_attr("metric", definition.metric)
-    study.set_user_attr("task", config.task)
+    study.set_user_attr("task", config.task_ref)
     study.add_trials(trials)
     return study

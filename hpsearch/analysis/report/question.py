@@ -86,7 +86,7 @@ def boundaries_png(answer: dict[str, Any], hub: Any, path: Path) -> Path | None:
     runs = {r.cell.key: r for r in cell_runs(definition)[1]}
     first = next(iter(runs.values()))
     probe = first.definition.task.splits(definition.config.seed, settings_for({}, first.definition.config, first.definition.task).options)
-    x = probe.train[0]
+    x: Any = probe.train[0] if isinstance(probe.train, tuple) else None  # a Lightning task's splits are loaders
     if not hasattr(x, "ndim") or x.ndim != 2 or x.shape[1] != 2:
         return None
     import matplotlib

@@ -1,0 +1,110 @@
+"""Training and scoring a user's module through its DataModule's own DataLoaders.
+
+A trial is ``Trainer.fit(module, datamodule)`` with the study's ``accelerator``, ``devices``
+and ``precision``, after ``seed_everything(seed, workers=True)`` (model init, batch order,
+augmentation and dataloader workers all follow the trial's seed). No logger, progress bar,
+model summary, sanity validation or Lightning checkpointing; the module's own
+``training_step`` / ``validation_step`` and ``self.log`` run unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import lightning.pytorch as pl
+
+from hpsearch.lightning_task.module import LoggedMetrics
+
+if TYPE_CHECKING:
+    from hpsearch.lightning_task.task import LightningSetup, LoaderSplit
+    from hpsearch.run.training import FitResult
+    from hpsearch.study.space import TrialSettings
+    from hpsearch.tasks.base import DataSplits
+
+
+def trainer_for(setup: "LightningSetup", accelerator: str, callbacks: Sequence[pl.Callback] = (), max_epochs: int = 1) -> pl.Trainer:
+    """A lean Trainer on the study's accelerator (``accelerator`` other than ``auto`` overrides it)."""
+    block = setup.block
+    return pl.Trainer(
+        accelerator=block.accelerator if accelerator == "auto" else accelerator,
+        devices=block.devices,
+        precision=block.precision,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+    )
+
+
+def fit_module(
+    setup: "LightningSetup",
+    settings: "TrialSettings",
+    data: "DataSplits",
+    max_epochs: int,
+    seed: int,
+    callbacks: Sequence[pl.Callback] = (),
+    accelerator: str = "auto",
+    ckpt_path: str | None = None,
+) -> "FitResult":
+    """Build the module and DataModule for ``settings`` and fit for up to ``max_epochs``
+    (see :func:`hpsearch.run.training.fit`, whose result this is)."""
+    from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
+
+    quiet_lightning()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    model = setup.build_model(settings.reg, settings.options)
+    datamodule = setup.datamodule(settings.options)
+    capture = LoggedMetrics(setup.block.metric, f"{setup.path}: task.metric")
+    trainer = trainer_for(setup, accelerator, [capture, *callbacks], max_epochs)
+    started = time.perf_counter()
+    error = fit_catching(trainer, model, datamodule, ckpt_path=ckpt_path)
+    return FitResult(
+        model=model,
+        metrics=dict(model.val_metrics),
+        train_loss=model.epoch_train_loss(),
+        epochs=model.epochs_validated,
+        seconds=time.perf_counter() - started,
+        device=model.hpsearch_device,
+        error=error,
+        steps=int(trainer.global_step),
+    )
+
+
+def _loader(setup: "LightningSetup", split: "LoaderSplit") -> Any:
+    datamodule = setup.datamodule(split.options)
+    datamodule.prepare_data()
+    if split.stage == "test":
+        datamodule.setup("test")
+        return datamodule.test_dataloader()
+    datamodule.setup("validate" if split.stage == "val" else "fit")
+    return datamodule.val_dataloader() if split.stage == "val" else datamodule.train_dataloader()
+
+
+def evaluate_split(setup: "LightningSetup", model: Any, split: "LoaderSplit") -> dict[str, float]:
+    """The model's metrics on ``split`` by short name (``val_acc`` -> ``acc``).
+
+    ``val`` / ``test``: the module's ``validation_step`` over the DataModule's val / test
+    loader (``trainer.validate``), so a test score is the validation metric computed on the
+    test split. ``train``: what the module logged for its last training epoch under a
+    ``train_`` name (``train_acc``), if anything: the training loader augments, so hpsearch does
+    not rescore it."""
+    if split.stage == "train":
+        return {k.removeprefix("train_"): v for k, v in getattr(model, "val_metrics", {}).items() if k.startswith("train_")}
+    from hpsearch.run.training import quiet_lightning
+
+    quiet_lightning()
+    trainer = trainer_for(setup, "auto")
+    results = trainer.validate(model, dataloaders=_loader(setup, split), verbose=False)
+    return {k.removeprefix("val_"): float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def split_examples(setup: "LightningSetup", split: "LoaderSplit") -> int | None:
+    """How many examples the split's loader reads, if its dataset has a length."""
+    try:
+        return len(_loader(setup, split).dataset)
+    except Exception:  # an iterable dataset, a loader without .dataset
+        return None

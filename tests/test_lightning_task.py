@@ -1,0 +1,190 @@
+"""Lightning tasks (a study's task block naming the user's LightningModule and DataModule):
+bad blocks are one line before anything is written; a metric never logged ends the run; a
+module that raises fails its trial only; a stored study imports only from the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from conftest import run_cli
+
+from hpsearch.errors import ConfigError
+from hpsearch.study.config import StudyFile, parse_study
+from hpsearch.study.definition import define, searched_definition
+
+PROJECT = Path(__file__).resolve().parent / "lightning_project"
+MODEL = {"class_path": "lt_digits.models.DigitsMLP", "init_args": {"hidden_layers": 1}}
+DATA = {"class_path": "lt_digits.data.DigitsData", "init_args": {"batch_size": 128}}
+
+
+def study(**changes: Any) -> dict[str, Any]:
+    task = {"model": MODEL, "data": DATA, "metric": "val_acc", "direction": "maximize", **changes.pop("task", {})}
+    return {"study": "lt", "task": task, "trials": 2, "max_epochs": 1, "sampler": {"type": "random"},
+            "pruner": {"type": "none"}, "search": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}},
+            "fixed": {"hidden_units": 16}, **changes}
+
+
+def define_data(data: dict[str, Any], stored: bool = False) -> Any:
+    text = yaml.safe_dump(data, sort_keys=False)
+    return define(StudyFile("s.yaml", text, parse_study(text, "s.yaml")), stored=stored)
+
+
+@pytest.fixture(autouse=True)
+def in_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECT)
+
+
+def test_a_good_block_routes_settings() -> None:
+    d = define_data(study(search={"hidden_units": [16, 32], "batch_size": [32, 64], "keep_prob": {"low": 0.5, "high": 1.0}},
+                          fixed={}))
+    setup = d.task.lightning
+    assert setup.routes == {"hidden_units": ("model",), "batch_size": ("data",)}
+    assert d.task.params["hidden_units"].kind == "int"
+    assert d.metric == "val_acc" and d.task.name == "lightning:lt_digits.models.DigitsMLP+lt_digits.data.DigitsData"
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"task": {"model": {"class_path": "lt_digits.models.NotAModule"}}},
+     "s.yaml: task.model: 'lt_digits.models.NotAModule' is not a LightningModule subclass"),
+    ({"task": {"data": {"class_path": "lt_digits.models.DigitsMLP"}}}, "is not a LightningDataModule subclass"),
+    ({"task": {"model": {"class_path": "lt_digits.models.NOT_A_CLASS"}}}, "is not a LightningModule subclass (it is a int)"),
+    ({"task": {"model": {"class_path": "lt_digits.nowhere.Net"}}}, "no module named 'lt_digits.nowhere'"),
+    ({"task": {"model": {"class_path": "Net"}}}, "task.model.class_path: expected a dotted path"),
+    ({"search": {"width": [1, 2]}}, "s.yaml: search.width: no init argument of lt_digits.models.DigitsMLP or "
+                                    "lt_digits.data.DigitsData takes 'width'"),
+    ({"fixed": {"batchnorm": "before_activation"}}, "fixed.batchnorm: no init argument"),
+    ({"task": {"model": {"class_path": "lt_digits.models.DigitsMLP", "init_args": {"depth": 3}}}},
+     "task.model.init_args: lt_digits.models.DigitsMLP takes no init argument 'depth'"),
+    ({"task": {"model": {"class_path": "lt_digits.models.NoDropoutConv"}}, "fixed": {"keep_prob": 0.5}},
+     "fixed.keep_prob: keep_prob cannot act on lt_digits.models.NoDropoutConv: it has no dropout layer"),
+    ({"task": {"model": {"class_path": "lt_digits.models.NoDropoutConv"}}, "fixed": {},
+      "search": {"weight_decay": {"low": 1e-5, "high": 1e-2, "log": True}, "l2_scope": ["weights", "fc"]}},
+     "search.l2_scope: l2_scope 'fc' cannot act on lt_digits.models.NoDropoutConv: it has no nn.Linear layer"),
+    ({"task": {"precision": "8-bit"}}, "task.precision"),
+    ({"task": {"devices": 2}}, "task.devices"),
+    ({"metric": "val_loss"}, "metric: task lightning:"),
+    ({"fixed": {"hidden_units": -1}}, "building lt_digits.models.DigitsMLP failed"),
+])
+def test_bad_blocks_are_one_line(changes: dict[str, Any], message: str) -> None:
+    data = study(**{k: v for k, v in changes.items() if k != "task"})
+    if "task" in changes:
+        data["task"] = {**data["task"], **changes["task"]}
+    with pytest.raises(ConfigError) as err:
+        define_data(data)
+    text = str(err.value)
+    assert message in text and "\n" not in text
+
+
+def test_bad_block_exits_2_before_any_study(tmp_path: Path) -> None:
+    data = study()
+    data["task"]["model"] = {"class_path": "lt_digits.models.NotAModule"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    db = tmp_path / "s.db"
+    out = run_cli("optimize", str(path), "--storage", f"sqlite:///{db}", cwd=PROJECT)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "is not a LightningModule subclass" in out.stderr
+    assert not db.exists()
+
+
+def test_metric_never_logged_ends_the_run(tmp_path: Path) -> None:
+    data = study(task={"metric": "val_f1"})
+    path = tmp_path / "nometric.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = run_cli("optimize", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=PROJECT)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "never logged 'val_f1'" in last and "it logged: train_acc, val_acc, val_loss" in last
+    trials = optuna.load_study(study_name="lt", storage=f"sqlite:///{tmp_path / 's.db'}").trials
+    assert len(trials) == 1  # the run ended after the first trial's first validation
+
+
+def test_training_step_error_fails_the_trial_only(tmp_path: Path) -> None:
+    from hpsearch.run.runner import run_study
+
+    data = study(trials=3, search={"hidden_units": [13, 16]}, fixed={})
+    data["task"]["model"] = {"class_path": "lt_digits.models.Explodes", "init_args": {"hidden_layers": 1}}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    s = run_study(define_data(data), url)
+    failed = [t for t in s.trials if t.state == optuna.trial.TrialState.FAIL]
+    done = [t for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert failed and done  # the study went on after the failing trial
+    assert all(t.params["hidden_units"] == 13 for t in failed)
+    assert {t.user_attrs["fail_reason"] for t in failed} == {"RuntimeError: boom in training_step"}
+    assert all(set(t.intermediate_values) == {0} for t in done)  # the logged val_acc reported for pruning
+    assert all(t.user_attrs["val_acc"] == t.value and t.user_attrs["epochs"] == 1 for t in done)
+
+
+def test_populations_cannot_stack_a_lightning_task() -> None:
+    from hpsearch.run.trial_loop import _no_population_reason
+
+    reason = _no_population_reason(define_data(study(population=4)))
+    assert reason is not None and "cannot stack" in reason
+
+
+def test_scheduler_hook_and_optimizer_by_role() -> None:
+    d = define_data(study(fixed={"hidden_units": 16, "optimizer": "sgd", "momentum": 0.5, "learning_rate": 0.2},
+                          search={}, task={"model": {"class_path": "lt_digits.models.WithScheduler"}}))
+    from hpsearch.study.space import settings_for
+
+    settings = settings_for({}, d.config, d.task)
+    model = d.task.build_model(settings.reg, settings.options, None)
+    conf = model.configure_optimizers()
+    from hpsearch.sgdw import SGDW
+
+    assert isinstance(conf["optimizer"], SGDW) and conf["optimizer"].param_groups[0]["lr"] == 0.2
+    assert conf["optimizer"].param_groups[0]["momentum"] == 0.5
+    assert type(conf["lr_scheduler"]).__name__ == "StepLR"
+
+
+def test_stored_study_imports_only_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpsearch.run.runner import run_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run_study(define_data(study(trials=1)), url)
+    stored = optuna.load_study(study_name="lt", storage=url)
+    assert searched_definition(stored).task.lightning is not None  # from the project: rebuilt
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ConfigError, match="imports a stored study's classes only from Python files under the current directory"):
+        searched_definition(stored)
+
+
+def test_stored_study_never_imports_an_installed_package() -> None:
+    boring = study(task={"model": {"class_path": "lightning.pytorch.demos.boring_classes.BoringModel"},
+                         "data": {"class_path": "lightning.pytorch.demos.boring_classes.BoringDataModule"},
+                         "metric": "valid_loss"}, fixed={})
+    assert define_data(boring).task.lightning is not None  # a study file the user hands in may name it
+    with pytest.raises(ConfigError, match="comes from a stored study"):
+        define_data(boring, stored=True)
+
+
+def test_resolve_task_refuses_a_lightning_name() -> None:
+    from hpsearch.tasks import resolve_task
+
+    with pytest.raises(ConfigError, match="rebuilt from its study's task block"):
+        resolve_task("lightning:lt_digits.models.DigitsMLP+lt_digits.data.DigitsData")
+
+
+def test_checkpoint_resume_continues_a_lightning_trial(tmp_path: Path) -> None:
+    """A re-run of a dead worker's trial resumes from its last epoch's checkpoint."""
+    from hpsearch.run.checkpoints import EpochCheckpoint
+    from hpsearch.run.training import fit
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={}))
+    settings = settings_for({}, d.config, d.task)
+    data = d.task.splits(0, settings.options)
+    path = tmp_path / "trial-0.ckpt"
+    first = fit(d.task, settings, data, max_epochs=2, seed=3, callbacks=[EpochCheckpoint(path)], accelerator="cpu")
+    assert first.error is None and first.epochs == 2 and path.exists()
+    again = EpochCheckpoint(path)
+    resumed = fit(d.task, settings, data, max_epochs=3, seed=3, callbacks=[again], accelerator="cpu", ckpt_path=str(path))
+    assert resumed.error is None, resumed.error
+    assert again.resumed_from_epoch == 2 and resumed.epochs == 3
+    assert resumed.steps == 3 * 9  # 1,077 digits in batches of 128: no epoch trained twice
