@@ -106,3 +106,10 @@ def pg_server():
 def pg_url(pg_server) -> str:
     """URL of a fresh, empty database on the test server (admin user, no password)."""
     return pg_server.admin_url(pg_server.new_database())
+
+
+def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One pretrained-backbone cache per test run, shared by the xdist workers (the tasks write
+    it atomically), so each backbone is pretrained once per run, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "hpsearch-cache"

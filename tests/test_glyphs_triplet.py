@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shared_cache_dir
 
 from hpsearch.regularization import Regularization
 from hpsearch.tasks import resolve_task
@@ -101,7 +102,7 @@ def test_easy_semihard_keeps_satisfied_triplets_that_semihard_drops() -> None:
 
 @pytest.fixture
 def glyph_task(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpsearch-cache"))
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(shared_cache_dir(tmp_path_factory)))
     return resolve_task("glyphs-triplet")
 
 

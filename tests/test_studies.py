@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, shared_cache_dir
 from optuna.trial import TrialState
 
 import hpsearch
@@ -32,7 +32,7 @@ QUESTION_STUDIES = [
 @pytest.fixture
 def cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """One pretrained-backbone cache for the whole session (the triplet task writes there)."""
-    path = tmp_path_factory.getbasetemp() / "hpsearch-cache"
+    path = shared_cache_dir(tmp_path_factory)
     monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(path))
     return path
 
