@@ -151,7 +151,7 @@ def test_stored_study_imports_only_from_the_current_directory(tmp_path: Path, mo
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    with pytest.raises(ConfigError, match="imports a stored study's classes only from Python files under the current directory"):
+    with pytest.raises(ConfigError, match="imports a stored study's classes only from the project's Python files under the current directory"):
         searched_definition(stored)
 
 
@@ -188,3 +188,78 @@ def test_checkpoint_resume_continues_a_lightning_trial(tmp_path: Path) -> None:
     assert resumed.error is None, resumed.error
     assert again.resumed_from_epoch == 2 and resumed.epochs == 3
     assert resumed.steps == 3 * 9  # 1,077 digits in batches of 128: no epoch trained twice
+
+
+EVIL = """from pathlib import Path
+Path({marker!r}).write_text("imported")
+import lightning.pytorch as pl
+
+
+class Net(pl.LightningModule):
+    pass
+"""
+
+
+def _evil_package(folder: Path, marker: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(EVIL.format(marker=str(marker)))
+    (folder / "nets.py").write_text(EVIL.format(marker=str(marker)))
+
+
+def _stored_ref(class_path: str) -> Any:
+    from hpsearch.lightning_task.config import ClassRef
+
+    return ClassRef(class_path=class_path)
+
+
+def test_stored_study_refuses_a_package_installed_under_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package in ./.venv is under the current directory but is not the project."""
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    site = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    (tmp_path / ".venv" / "pyvenv.cfg").parent.mkdir()
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    marker = tmp_path / "imported.txt"
+    _evil_package(site / "evilpkg_site", marker)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(site))
+    for path in ("evilpkg_site.nets.Net", "evilpkg_site.Net"):
+        with pytest.raises(ConfigError) as err:
+            import_class(_stored_ref(path), pl.LightningModule, "db: task.model", stored=True)
+        assert "comes from a stored study" in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_stored_study_checks_every_parent_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package under the current directory whose __init__.py is a link to a file elsewhere is
+    refused before anything runs (the module itself is under the current directory)."""
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    marker = tmp_path / "imported.txt"
+    _evil_package(outside / "evilpkg_link", marker)
+    (project / "evilpkg_link").mkdir(parents=True)
+    (project / "evilpkg_link" / "__init__.py").symlink_to(outside / "evilpkg_link" / "__init__.py")
+    (project / "evilpkg_link" / "nets.py").write_text("import lightning.pytorch as pl\n\n\nclass Net(pl.LightningModule):\n    pass\n")
+    monkeypatch.chdir(project)
+    with pytest.raises(ConfigError, match="is not under the current directory"):
+        import_class(_stored_ref("evilpkg_link.nets.Net"), pl.LightningModule, "db: task.model", stored=True)
+    assert not marker.exists() and "evilpkg_link" not in __import__("sys").modules
+
+
+def test_imports_leave_sys_path_as_it_was() -> None:
+    import sys
+
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    before = list(sys.path)
+    assert import_class(_stored_ref("lt_digits.models.DigitsMLP"), pl.LightningModule, "s", stored=True).__name__ == "DigitsMLP"
+    assert import_class(_stored_ref("lt_digits.data.DigitsData"), pl.LightningDataModule, "s").__name__ == "DigitsData"
+    assert sys.path == before
