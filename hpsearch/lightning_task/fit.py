@@ -6,9 +6,9 @@ augmentation and dataloader workers all follow the trial's seed). The DataModule
 ``prepare_data`` and ``setup`` run seeded with the *study* seed instead (Python, NumPy and torch
 generators, restored to the trial's stream afterwards), in training and when ``verify`` /
 ``answer`` score a split, so a DataModule that splits with the global generator
-(``random_split``, ``torch.randperm``) gives every trial and every evaluation the same split. No logger, progress bar,
-model summary, sanity validation or Lightning checkpointing; the module's own
-``training_step`` / ``validation_step`` and ``self.log`` run unchanged.
+(``random_split``, ``torch.randperm``) gives every trial and every evaluation the same split.
+No logger, progress bar, model summary, sanity validation or Lightning checkpointing; the
+module's own ``training_step`` / ``validation_step`` and ``self.log`` run unchanged.
 """
 
 from __future__ import annotations

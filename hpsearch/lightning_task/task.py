@@ -160,7 +160,7 @@ class LightningSetup:
 
     def load_data(self, seed: int) -> DataSplits:
         """The three splits as :class:`LoaderSplit` handles (nothing is read here; the
-        DataModule splits its data itself, whatever ``seed``)."""
+        DataModule splits its data itself, seeded with the study seed, whatever ``seed``)."""
         return self.pick_data(DataSplits((), (), ()), {})  # type: ignore[arg-type]
 
     def pick_data(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
