@@ -344,3 +344,28 @@ def test_l2_as_a_loss_term_skips_a_step_without_gradients() -> None:
     model.on_before_optimizer_step(optimizer)
     first = model.net[0].weight
     assert first.grad is not None and torch.allclose(first.grad, 0.1 * first.detach())  # zero input: only λ·w
+
+
+def test_a_model_file_rebuilds_with_the_settings_its_trial_set(tmp_path: Path) -> None:
+    """load_model builds the module as the trial did: settings the trial did not set keep the
+    module's own dropout and init_args (the names are kept in the file as task_named)."""
+    import torch
+
+    from hpsearch.models.checkpoint import checkpoint_dict
+    from hpsearch.models.load import load_model
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
+                          question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
+                                    "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
+                          task={"model": {"class_path": "lt_digits.models.ActMLP",
+                                          "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+    setup = d.task.lightning
+    trial = settings_for({"learning_rate": 0.005}, d.config, d.task)
+    assert trial.named is not None
+    model = setup.build_model(trial.reg, trial.options, named=trial.named)
+    info = {"study": "lt", "trial": 0, "task": d.config.task_ref, "data_seed": 0, "seed": 1, "settings": trial.as_dict(),
+            "metrics": {}, **setup.model_file_info(), "task_named": sorted(trial.named)}
+    torch.save(checkpoint_dict(info, model.state_dict()), tmp_path / "m.pt")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    assert loaded.activation == "tanh" and loaded.net[2].p == pytest.approx(0.2)
