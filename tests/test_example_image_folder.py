@@ -68,4 +68,4 @@ def test_documented_commands_run(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     out = run_cli("verify", "image-folder-l2:fc", "--storage", db, "--top", "1", "--seeds", "2", cwd=elsewhere, **CAPS)
-    assert out.returncode == 2 and "only from Python files under the current directory" in out.stderr
+    assert out.returncode == 2 and "only from the project's Python files under the current directory" in out.stderr

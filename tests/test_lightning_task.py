@@ -68,6 +68,8 @@ def test_a_good_block_routes_settings() -> None:
     ({"task": {"devices": 2}}, "task.devices"),
     ({"metric": "val_loss"}, "metric: task lightning:"),
     ({"fixed": {"hidden_units": -1}}, "building lt_digits.models.DigitsMLP failed"),
+    ({"task": {"data": {"class_path": "lt_digits.data.BadInitData", "init_args": {"batch_size": -1}}}},
+     "s.yaml: task.data: building lt_digits.data.BadInitData failed: ValueError: batch_size must be >= 0, got -1"),
 ])
 def test_bad_blocks_are_one_line(changes: dict[str, Any], message: str) -> None:
     data = study(**{k: v for k, v in changes.items() if k != "task"})
@@ -151,7 +153,7 @@ def test_stored_study_imports_only_from_the_current_directory(tmp_path: Path, mo
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    with pytest.raises(ConfigError, match="imports a stored study's classes only from Python files under the current directory"):
+    with pytest.raises(ConfigError, match="imports a stored study's classes only from the project's Python files under the current directory"):
         searched_definition(stored)
 
 
@@ -188,3 +190,182 @@ def test_checkpoint_resume_continues_a_lightning_trial(tmp_path: Path) -> None:
     assert resumed.error is None, resumed.error
     assert again.resumed_from_epoch == 2 and resumed.epochs == 3
     assert resumed.steps == 3 * 9  # 1,077 digits in batches of 128: no epoch trained twice
+
+
+EVIL = """from pathlib import Path
+Path({marker!r}).write_text("imported")
+import lightning.pytorch as pl
+
+
+class Net(pl.LightningModule):
+    pass
+"""
+
+
+def _evil_package(folder: Path, marker: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(EVIL.format(marker=str(marker)))
+    (folder / "nets.py").write_text(EVIL.format(marker=str(marker)))
+
+
+def _stored_ref(class_path: str) -> Any:
+    from hpsearch.lightning_task.config import ClassRef
+
+    return ClassRef(class_path=class_path)
+
+
+def test_stored_study_refuses_a_package_installed_under_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package in ./.venv is under the current directory but is not the project."""
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    site = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    (tmp_path / ".venv" / "pyvenv.cfg").parent.mkdir()
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    marker = tmp_path / "imported.txt"
+    _evil_package(site / "evilpkg_site", marker)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(site))
+    for path in ("evilpkg_site.nets.Net", "evilpkg_site.Net"):
+        with pytest.raises(ConfigError) as err:
+            import_class(_stored_ref(path), pl.LightningModule, "db: task.model", stored=True)
+        assert "comes from a stored study" in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_stored_study_checks_every_parent_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package under the current directory whose __init__.py is a link to a file elsewhere is
+    refused before anything runs (the module itself is under the current directory)."""
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    marker = tmp_path / "imported.txt"
+    _evil_package(outside / "evilpkg_link", marker)
+    (project / "evilpkg_link").mkdir(parents=True)
+    (project / "evilpkg_link" / "__init__.py").symlink_to(outside / "evilpkg_link" / "__init__.py")
+    (project / "evilpkg_link" / "nets.py").write_text("import lightning.pytorch as pl\n\n\nclass Net(pl.LightningModule):\n    pass\n")
+    monkeypatch.chdir(project)
+    with pytest.raises(ConfigError, match="is not under the current directory"):
+        import_class(_stored_ref("evilpkg_link.nets.Net"), pl.LightningModule, "db: task.model", stored=True)
+    assert not marker.exists() and "evilpkg_link" not in __import__("sys").modules
+
+
+def test_imports_leave_sys_path_as_it_was() -> None:
+    import sys
+
+    import lightning.pytorch as pl
+
+    from hpsearch.lightning_task.imports import import_class
+
+    before = list(sys.path)
+    assert import_class(_stored_ref("lt_digits.models.DigitsMLP"), pl.LightningModule, "s", stored=True).__name__ == "DigitsMLP"
+    assert import_class(_stored_ref("lt_digits.data.DigitsData"), pl.LightningDataModule, "s").__name__ == "DigitsData"
+    assert sys.path == before
+
+
+def test_regularization_named_settings_reach_the_datamodule() -> None:
+    """``input_norm`` taken by the DataModule's __init__ gets the trial's value, in training and
+    when a split is scored."""
+    from hpsearch.run.training import fit
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={"input_norm": ["standardize"]}, fixed={"hidden_units": 8},
+                          task={"data": {"class_path": "lt_digits.data.NormData", "init_args": {"batch_size": 256}}}))
+    assert d.task.lightning.routes == {"input_norm": ("data",), "hidden_units": ("model",)}
+    NormData: Any = d.task.lightning.data_cls
+    settings = settings_for({"input_norm": "standardize"}, d.config, d.task)
+    data = d.task.splits(0, settings.options)
+    NormData.built.clear()
+    result = fit(d.task, settings, data, max_epochs=1, seed=1, accelerator="cpu")
+    assert result.error is None
+    data.test.evaluate(result.model)
+    assert NormData.built == ["standardize", "standardize"]
+
+
+def test_role_and_routed_settings_act_only_when_the_trial_sets_them() -> None:
+    """The study sets keep_prob and activation in one question level only: a trial of the other
+    level keeps the module's own dropout and its init_args activation."""
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
+                          question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
+                                    "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
+                          task={"model": {"class_path": "lt_digits.models.ActMLP",
+                                          "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+    setup = d.task.lightning
+    trial = settings_for({"learning_rate": 0.005}, d.config, d.task)
+    model = setup.build_model(trial.reg, trial.options, named=trial.named)
+    assert model.net[2].p == pytest.approx(0.2) and model.activation == "tanh"
+    baseline = settings_for({"learning_rate": 0.01, "keep_prob": 0.5, "activation": "relu"}, d.config, d.task)
+    model = setup.build_model(baseline.reg, baseline.options, named=baseline.named)
+    assert model.net[2].p == pytest.approx(0.5) and model.activation == "relu"
+
+
+def test_the_datamodule_split_follows_the_study_seed_only() -> None:
+    """A DataModule splitting with the global generator gets the same split in every trial
+    (different trial seeds) and when verify/answer score a split."""
+    from hpsearch.run.training import fit
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={}, seed=7,
+                          task={"data": {"class_path": "lt_digits.data.RandomSplitData", "init_args": {"batch_size": 256}}}))
+    RandomSplitData: Any = d.task.lightning.data_cls
+    settings = settings_for({}, d.config, d.task)
+    data = d.task.splits(0, settings.options)
+    RandomSplitData.seen.clear()
+    models = [fit(d.task, settings, data, max_epochs=1, seed=s, accelerator="cpu").model for s in (1, 2)]
+    data.val.evaluate(models[0])
+    assert len(RandomSplitData.seen) == 3 and len(set(RandomSplitData.seen)) == 1
+    import torch
+
+    torch.manual_seed(1)
+    first = torch.nn.Linear(4, 4).weight.detach().clone()
+    torch.manual_seed(2)
+    assert not torch.equal(first, torch.nn.Linear(4, 4).weight)  # the trial seeds do differ
+
+
+def test_l2_as_a_loss_term_skips_a_step_without_gradients() -> None:
+    """A skipped batch (no gradient anywhere in scope) gets no decay-only step; a real one does."""
+    import torch
+
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={}, fixed={"hidden_units": 8, "weight_decay": 0.1, "l2_mode": "loss"}))
+    settings = settings_for({}, d.config, d.task)
+    model = d.task.lightning.build_model(settings.reg, settings.options, named=settings.named)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.on_before_optimizer_step(optimizer)
+    assert all(p.grad is None for p in model.parameters())
+    model(torch.zeros(2, 64)).sum().backward()
+    model.on_before_optimizer_step(optimizer)
+    first = model.net[0].weight
+    assert first.grad is not None and torch.allclose(first.grad, 0.1 * first.detach())  # zero input: only λ·w
+
+
+def test_a_model_file_rebuilds_with_the_settings_its_trial_set(tmp_path: Path) -> None:
+    """load_model builds the module as the trial did: settings the trial did not set keep the
+    module's own dropout and init_args (the names are kept in the file as task_named)."""
+    import torch
+
+    from hpsearch.models.checkpoint import checkpoint_dict
+    from hpsearch.models.load import load_model
+    from hpsearch.study.space import settings_for
+
+    d = define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
+                          question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
+                                    "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
+                          task={"model": {"class_path": "lt_digits.models.ActMLP",
+                                          "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+    setup = d.task.lightning
+    trial = settings_for({"learning_rate": 0.005}, d.config, d.task)
+    assert trial.named is not None
+    model = setup.build_model(trial.reg, trial.options, named=trial.named)
+    info = {"study": "lt", "trial": 0, "task": d.config.task_ref, "data_seed": 0, "seed": 1, "settings": trial.as_dict(),
+            "metrics": {}, **setup.model_file_info(), "task_named": sorted(trial.named)}
+    torch.save(checkpoint_dict(info, model.state_dict()), tmp_path / "m.pt")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    assert loaded.activation == "tanh" and loaded.net[2].p == pytest.approx(0.2)

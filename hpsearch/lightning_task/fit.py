@@ -2,9 +2,13 @@
 
 A trial is ``Trainer.fit(module, datamodule)`` with the study's ``accelerator``, ``devices``
 and ``precision``, after ``seed_everything(seed, workers=True)`` (model init, batch order,
-augmentation and dataloader workers all follow the trial's seed). No logger, progress bar,
-model summary, sanity validation or Lightning checkpointing; the module's own
-``training_step`` / ``validation_step`` and ``self.log`` run unchanged.
+augmentation and dataloader workers all follow the trial's seed). The DataModule's
+``prepare_data`` and ``setup`` run seeded with the *study* seed instead (Python, NumPy and torch
+generators, restored to the trial's stream afterwards), in training and when ``verify`` /
+``answer`` score a split, so a DataModule that splits with the global generator
+(``random_split``, ``torch.randperm``) gives every trial and every evaluation the same split.
+No logger, progress bar, model summary, sanity validation or Lightning checkpointing; the
+module's own ``training_step`` / ``validation_step`` and ``self.log`` run unchanged.
 """
 
 from __future__ import annotations
@@ -40,6 +44,34 @@ def trainer_for(setup: "LightningSetup", accelerator: str, callbacks: Sequence[p
     )
 
 
+def _seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seeded_data_hooks(datamodule: Any, seed: int) -> Any:
+    """``datamodule`` with its ``prepare_data`` and ``setup`` run under ``seed`` (the study
+    seed), the random state before each call restored after it; returned for chaining."""
+    from lightning.pytorch.utilities.seed import isolate_rng
+
+    for hook in ("prepare_data", "setup"):
+        original = getattr(datamodule, hook)
+
+        def seeded(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with isolate_rng():
+                _seed_all(seed)
+                return _original(*args, **kwargs)
+
+        setattr(datamodule, hook, seeded)
+    return datamodule
+
+
 def fit_module(
     setup: "LightningSetup",
     settings: "TrialSettings",
@@ -56,8 +88,8 @@ def fit_module(
 
     quiet_lightning()
     pl.seed_everything(seed, workers=True, verbose=False)
-    model = setup.build_model(settings.reg, settings.options)
-    datamodule = setup.datamodule(settings.options)
+    model = setup.build_model(settings.reg, settings.options, named=settings.named)
+    datamodule = seeded_data_hooks(setup.datamodule(settings.options, settings.reg, settings.named), setup.seed)
     capture = LoggedMetrics(setup.block.metric, f"{setup.path}: task.metric")
     trainer = trainer_for(setup, accelerator, [capture, *callbacks], max_epochs)
     started = time.perf_counter()
@@ -74,8 +106,11 @@ def fit_module(
     )
 
 
-def _loader(setup: "LightningSetup", split: "LoaderSplit") -> Any:
-    datamodule = setup.datamodule(split.options)
+def _loader(setup: "LightningSetup", split: "LoaderSplit", model: Any = None) -> Any:
+    """The split's DataLoader from a DataModule built with the trial's settings (those of
+    ``model``, when given: its regularization settings may be DataModule init arguments)."""
+    datamodule = seeded_data_hooks(
+        setup.datamodule(split.options, getattr(model, "hpsearch_reg", None), getattr(model, "hpsearch_named", None)), setup.seed)
     datamodule.prepare_data()
     if split.stage == "test":
         datamodule.setup("test")
@@ -98,7 +133,7 @@ def evaluate_split(setup: "LightningSetup", model: Any, split: "LoaderSplit") ->
 
     quiet_lightning()
     trainer = trainer_for(setup, "auto")
-    results = trainer.validate(model, dataloaders=_loader(setup, split), verbose=False)
+    results = trainer.validate(model, dataloaders=_loader(setup, split, model), verbose=False)
     return {k.removeprefix("val_"): float(v) for k, v in (results[0] if results else {}).items()}
 
 

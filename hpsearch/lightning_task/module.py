@@ -12,8 +12,13 @@ parameter role, and the bookkeeping a trial reads (logged metrics, epoch trainin
   ``configure_optimizers`` is not used.
 - ``l2_mode: loss``: before every optimizer step (after AMP unscaling, before gradient
   clipping) λ·w is added to the gradient of every in-scope parameter, the exact gradient of
-  λ/2·Σw² over the scope; the loss the module logs stays its own.
-- ``keep_prob`` (when the study sets it): ``p = 1 - keep_prob`` on every dropout layer.
+  λ/2·Σw² over the scope; the loss the module logs stays its own. A step in which no in-scope
+  parameter has a gradient (a batch the module skipped) gets no L2 term either.
+- ``keep_prob`` (in a trial whose settings set it): ``p = 1 - keep_prob`` on every
+  ``nn.Dropout`` / ``Dropout1d/2d/3d`` / ``AlphaDropout`` layer the module holds after
+  ``__init__``. Not reached: the ``dropout`` argument of ``nn.LSTM`` / ``nn.GRU`` /
+  ``nn.MultiheadAttention`` / ``nn.Transformer*``, ``F.dropout`` calls, and layers created in
+  ``configure_model()``.
 """
 
 from __future__ import annotations
@@ -57,9 +62,11 @@ class _Tuned:
 
     hpsearch_reg: Regularization
 
-    def hpsearch_setup(self, reg: Regularization) -> None:
-        """Attach the trial's regularization (called once after ``__init__``)."""
+    def hpsearch_setup(self, reg: Regularization, named: frozenset[str] | None = None) -> None:
+        """Attach the trial's regularization and the names its settings give (called once
+        after ``__init__``; the evaluation DataModule is built from them)."""
         self.hpsearch_reg = reg
+        self.hpsearch_named = named
         self.val_metrics: dict[str, float] = {}
         self.epochs_validated = 0
         self.optimizer_steps = 0
@@ -83,6 +90,8 @@ class _Tuned:
             return
         if self._hp_l2 is None:
             self._hp_l2 = scoped_parameters(self, reg.l2_scope)  # type: ignore[arg-type]
+        if all(p.grad is None for p in self._hp_l2):
+            return  # a skipped batch (training_step returned None): no decay-only step
         with torch.no_grad():
             for p in self._hp_l2:  # d/dw of λ/2·Σw² is λ·w
                 if p.grad is None:

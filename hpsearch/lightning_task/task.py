@@ -7,10 +7,13 @@ checks them and their init arguments, and says where each study setting goes:
   ``learning_rate``, ``optimizer``, ``momentum``, ``weight_decay``, ``l2_mode``, ``l2_scope``,
   ``keep_prob``;
 - every other searched, fixed, baseline or question setting (``batchnorm``, ``activation``,
-  ``hidden``, ``batch_size``...) is passed as an init argument of each class whose
-  ``__init__`` names it (both, when both do). A name neither takes is an error.
+  ``input_norm``, ``hidden``, ``batch_size``...) is passed as an init argument of each class
+  whose ``__init__`` names it (both, when both do). A name neither takes is an error.
 
-:func:`check_can_act` then builds the model once and refuses a setting that cannot act on it
+A role or routed setting acts only in the trials whose merged settings (search, fixed, question
+level) name it: another trial keeps the module's own dropout and the classes' ``init_args``.
+
+:func:`check_can_act` then builds the model and the DataModule once and refuses a setting that cannot act on it
 (``l2_scope: fc`` without an ``nn.Linear``, ``keep_prob`` without a dropout layer). Every error
 is one :class:`ConfigError` line, raised before any study is created.
 """
@@ -109,10 +112,17 @@ class LightningSetup:
     data_cls: type
     routes: Mapping[str, tuple[str, ...]]  # setting -> ("model",) / ("data",) / both
     keep_prob_set: bool
+    seed: int = 0  # the study seed: the DataModule's prepare_data/setup run under it (see fit.py)
 
     # -- building -------------------------------------------------------------------------
-    def init_kwargs(self, which: str, reg: "Regularization | None", options: Mapping[str, Any]) -> dict[str, Any]:
-        """``init_args`` of the ``which`` ("model"/"data") block plus the trial's routed settings."""
+    def init_kwargs(self, which: str, reg: "Regularization | None", options: Mapping[str, Any],
+                    named: "frozenset[str] | None" = None) -> dict[str, Any]:
+        """``init_args`` of the ``which`` ("model"/"data") block plus the trial's routed settings.
+
+        A routed regularization setting (``batchnorm``, ``activation``, ``input_norm``...) comes
+        from ``reg`` only when this trial sets it (``named``, the trial's merged setting names;
+        ``None``: every routed name, for settings whose names were not kept): a trial that
+        does not set it keeps the class's ``init_args`` or its own default."""
         ref = self.block.model if which == "model" else self.block.data
         kwargs = dict(ref.init_args)
         for name, targets in self.routes.items():
@@ -120,28 +130,37 @@ class LightningSetup:
                 continue
             if name in options:
                 kwargs[name] = options[name]
-            elif reg is not None and name in REGULARIZATION_PARAMS:
+            elif reg is not None and name in REGULARIZATION_PARAMS and (named is None or name in named):
                 kwargs[name] = getattr(reg, name)
         return kwargs
 
-    def build_model(self, reg: "Regularization", options: Mapping[str, Any], data: Any = None) -> Any:
-        """The user's module (hpsearch's subclass of it) for one trial's settings."""
+    def sets_keep_prob(self, named: "frozenset[str] | None") -> bool:
+        """Whether a trial whose merged settings name ``named`` sets ``keep_prob`` (``None``:
+        whether the study sets it anywhere)."""
+        return self.keep_prob_set if named is None else "keep_prob" in named
+
+    def build_model(self, reg: "Regularization", options: Mapping[str, Any], data: Any = None,
+                    named: "frozenset[str] | None" = None) -> Any:
+        """The user's module (hpsearch's subclass of it) for one trial's settings; ``keep_prob``
+        and routed regularization settings act only when the trial sets them (``named``)."""
         from hpsearch.lightning_task.module import set_keep_prob, tuned_class
 
-        kwargs = self.init_kwargs("model", reg, options)
+        kwargs = self.init_kwargs("model", reg, options, named)
         model = tuned_class(self.model_cls)(**kwargs)
-        model.hpsearch_setup(reg)
-        if self.keep_prob_set:
+        model.hpsearch_setup(reg, named)
+        if self.sets_keep_prob(named):
             set_keep_prob(model, reg.keep_prob)
         return model
 
-    def datamodule(self, options: Mapping[str, Any]) -> Any:
-        """The user's DataModule for one trial's settings."""
-        return self.data_cls(**self.init_kwargs("data", None, options))
+    def datamodule(self, options: Mapping[str, Any], reg: "Regularization | None" = None,
+                   named: "frozenset[str] | None" = None) -> Any:
+        """The user's DataModule for one trial's settings (routed regularization settings such
+        as ``input_norm`` included when the trial sets them)."""
+        return self.data_cls(**self.init_kwargs("data", reg, options, named))
 
     def load_data(self, seed: int) -> DataSplits:
         """The three splits as :class:`LoaderSplit` handles (nothing is read here; the
-        DataModule splits its data itself, whatever ``seed``)."""
+        DataModule splits its data itself, seeded with the study seed, whatever ``seed``)."""
         return self.pick_data(DataSplits((), (), ()), {})  # type: ignore[arg-type]
 
     def pick_data(self, data: DataSplits, options: Mapping[str, Any]) -> DataSplits:
@@ -229,7 +248,8 @@ def lightning_task(config: "StudyConfig", path: str, stored: bool = False) -> Ta
     for name in routes:
         if name not in REGULARIZATION_PARAMS:
             params[name] = _user_spec(name, values[name], isinstance(config.search.get(name), Range))
-    setup = LightningSetup(block, path, model_cls, data_cls, routes, keep_prob_set="keep_prob" in values)
+    setup = LightningSetup(block, path, model_cls, data_cls, routes, keep_prob_set="keep_prob" in values,
+                           seed=config.seed)
     return Task(
         name=block.name,
         description=f"your LightningModule {block.model.class_path} on {block.data.class_path}",
@@ -252,8 +272,9 @@ def _first(space: Any) -> Any:
 
 
 def check_can_act(config: "StudyConfig", task: Task, path: str) -> None:
-    """Build the model once (first searched values) and refuse a setting that cannot act on
-    it: an ``l2_scope`` that covers no parameter, ``keep_prob`` without a dropout layer."""
+    """Build the model and the DataModule once (first searched values; a failing ``__init__``
+    is one line) and refuse a setting that cannot act on the model: an ``l2_scope`` that covers
+    no parameter, ``keep_prob`` without a dropout layer."""
     from hpsearch.lightning_task.module import dropout_layers
     from hpsearch.regularization import scoped_parameters
     from hpsearch.study.space import settings_for
@@ -263,9 +284,14 @@ def check_can_act(config: "StudyConfig", task: Task, path: str) -> None:
     params = {n: _first(s) for n, s in config.search.items()}
     try:
         settings = settings_for(params, config, task)
-        model = setup.model_cls(**setup.init_kwargs("model", settings.reg, settings.options))
+        model = setup.model_cls(**setup.init_kwargs("model", settings.reg, settings.options, settings.named))
     except (Exception, SystemExit) as exc:
         raise ConfigError(f"{path}: task.model: building {block_label} failed: {describe_exception(exc)}") from None
+    try:
+        setup.datamodule(settings.options, settings.reg, settings.named)
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"{path}: task.data: building {setup.block.data.class_path} failed: "
+                          f"{describe_exception(exc)}") from None
     values = _set_values(config)
     decays = any(isinstance(v, (int, float)) and v > 0 for v in values.get("weight_decay", []))
     if decays:
@@ -296,4 +322,5 @@ def setup_from_model_file(info: Mapping[str, Any], where: str) -> LightningSetup
         raise ConfigError(f"{where}: not a model file of a Lightning task: {describe_exception(exc)}") from None
     model_cls = import_class(block.model, pl.LightningModule, f"{where}: task.model", stored=True)
     data_cls = import_class(block.data, pl.LightningDataModule, f"{where}: task.data", stored=True)
-    return LightningSetup(block, where, model_cls, data_cls, routes, bool(info.get("keep_prob_set")))
+    return LightningSetup(block, where, model_cls, data_cls, routes, bool(info.get("keep_prob_set")),
+                          seed=int(info.get("data_seed", 0)))

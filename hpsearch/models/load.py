@@ -29,7 +29,9 @@ def load_model(path: str | Path) -> tuple[RegularizedModule, dict[str, Any]]:
     if "task_block" in checkpoint:  # the user's Lightning classes, imported only from the current directory
         from hpsearch.lightning_task.task import setup_from_model_file
 
-        model = setup_from_model_file(checkpoint, str(path)).build_model(reg, options)
+        named = checkpoint.get("task_named")
+        model = setup_from_model_file(checkpoint, str(path)).build_model(
+            reg, options, named=None if named is None else frozenset(str(n) for n in named))
     else:
         task = resolve_task(checkpoint["task"])
         data = task.splits(int(checkpoint["data_seed"]), options)

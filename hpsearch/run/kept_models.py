@@ -138,6 +138,8 @@ class ModelKeeper:
         }
         if definition.task.lightning is not None:  # what rebuilds the user's module
             info.update(definition.task.lightning.model_file_info())
+            if settings.named is not None:  # which settings the trial set (the others keep init_args)
+                info["task_named"] = sorted(settings.named)
         checkpoint = checkpoint_dict(info, model.state_dict())
         store = self.store
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:

@@ -24,6 +24,9 @@ class TrialSettings:
 
     reg: "Regularization"
     options: Mapping[str, Any]
+    #: The names this trial's merged settings give (task defaults, fixed, sampled); ``reg``
+    #: fills the others with defaults. ``None``: not known (settings rebuilt from elsewhere).
+    named: frozenset[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.reg.as_dict(), **self.options}
@@ -217,4 +220,4 @@ def settings_for(params: Mapping[str, Any], config: StudyConfig, task: Task) -> 
             merged[name] = float(value)
     reg = Regularization(**{k: v for k, v in merged.items() if k in REGULARIZATION_PARAMS})
     options = {k: v for k, v in merged.items() if k not in REGULARIZATION_PARAMS}
-    return TrialSettings(reg=reg, options=options)
+    return TrialSettings(reg=reg, options=options, named=frozenset(merged))

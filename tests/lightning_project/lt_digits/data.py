@@ -48,3 +48,41 @@ class DigitsData(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test, batch_size=512, generator=torch.Generator())
+
+
+class NormData(DigitsData):
+    """Takes ``input_norm`` (a regularization-named setting); records what each instance got."""
+
+    built: list[str] = []
+
+    def __init__(self, batch_size: int = 64, input_norm: str = "none") -> None:
+        super().__init__(batch_size)
+        self.input_norm = input_norm
+        NormData.built.append(input_norm)
+
+
+class RandomSplitData(DigitsData):
+    """Re-splits train + val with ``torch.randperm`` on the global generator; records the
+    validation indices of every ``setup``."""
+
+    seen: list[tuple[int, ...]] = []
+
+    def setup(self, stage: str) -> None:
+        splits = load_digits_splits(self.split_seed)
+        x = torch.cat([splits.train[0], splits.val[0]])
+        y = torch.cat([splits.train[1], splits.val[1]])
+        order = torch.randperm(len(x))
+        cut = len(splits.train[0])
+        RandomSplitData.seen.append(tuple(order[cut:].tolist()))
+        self.train = TensorDataset(x[order[:cut]], y[order[:cut]])
+        self.val = TensorDataset(x[order[cut:]], y[order[cut:]])
+        self.test = TensorDataset(*splits.test)
+
+
+class BadInitData(DigitsData):
+    """Its ``__init__`` refuses a negative ``batch_size``."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        super().__init__(batch_size)

@@ -78,6 +78,14 @@ class WithScheduler(DigitsMLP):
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
 
 
+class ActMLP(DigitsMLP):
+    """Takes ``activation`` (a regularization-named setting) and keeps it."""
+
+    def __init__(self, hidden_units: int = 16, hidden_layers: int = 1, dropout: float = 0.5, activation: str = "relu") -> None:
+        super().__init__(hidden_units, hidden_layers, dropout)
+        self.activation = activation
+
+
 NOT_A_CLASS = 3
 
 
