@@ -286,16 +286,22 @@ def test_regularization_named_settings_reach_the_datamodule() -> None:
     assert NormData.built == ["standardize", "standardize"]
 
 
+def _dropout_level_study() -> Any:
+    """A question whose one level sets keep_prob and activation on an ActMLP with its own
+    dropout 0.2 and activation tanh."""
+    return define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
+                             question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
+                                       "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
+                             task={"model": {"class_path": "lt_digits.models.ActMLP",
+                                             "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+
+
 def test_role_and_routed_settings_act_only_when_the_trial_sets_them() -> None:
     """The study sets keep_prob and activation in one question level only: a trial of the other
     level keeps the module's own dropout and its init_args activation."""
     from hpsearch.study.space import settings_for
 
-    d = define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
-                          question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
-                                    "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
-                          task={"model": {"class_path": "lt_digits.models.ActMLP",
-                                          "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+    d = _dropout_level_study()
     setup = d.task.lightning
     trial = settings_for({"learning_rate": 0.005}, d.config, d.task)
     model = setup.build_model(trial.reg, trial.options, named=trial.named)
@@ -355,11 +361,7 @@ def test_a_model_file_rebuilds_with_the_settings_its_trial_set(tmp_path: Path) -
     from hpsearch.models.load import load_model
     from hpsearch.study.space import settings_for
 
-    d = define_data(study(search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, fixed={},
-                          question={"asks": "Does dropout help?", "levels": {"plain": {}, "drop": {"keep_prob": 0.5, "activation": "relu"}},
-                                    "compare": "keep_prob", "reference": "plain", "budget": 2, "seeds": 2, "min_effect": 0.01},
-                          task={"model": {"class_path": "lt_digits.models.ActMLP",
-                                          "init_args": {"dropout": 0.2, "activation": "tanh"}}}))
+    d = _dropout_level_study()
     setup = d.task.lightning
     trial = settings_for({"learning_rate": 0.005}, d.config, d.task)
     assert trial.named is not None

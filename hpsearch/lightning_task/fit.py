@@ -94,16 +94,7 @@ def fit_module(
     trainer = trainer_for(setup, accelerator, [capture, *callbacks], max_epochs)
     started = time.perf_counter()
     error = fit_catching(trainer, model, datamodule, ckpt_path=ckpt_path)
-    return FitResult(
-        model=model,
-        metrics=dict(model.val_metrics),
-        train_loss=model.epoch_train_loss(),
-        epochs=model.epochs_validated,
-        seconds=time.perf_counter() - started,
-        device=model.hpsearch_device,
-        error=error,
-        steps=int(trainer.global_step),
-    )
+    return FitResult.after_fit(model, started, model.hpsearch_device, error, int(trainer.global_step))
 
 
 def _loader(setup: "LightningSetup", split: "LoaderSplit", model: Any = None) -> Any:

@@ -34,16 +34,12 @@ def _checked(task: str, raw: Any) -> dict[str, dict[str, Any]]:
 def cell_baselines(definition: Any, runs: list[Any]) -> list[dict[str, Any]]:
     """One row per (cell, baseline): ``{cell, within, name, value, about}``, for the split of the
     study's seed; empty when the task computes none."""
-    from hpsearch.study.space import settings_for
-
     rows = []
     for run in runs:
-        task = run.definition.task
-        options = settings_for({}, run.definition.config, task).options
-        raw = task.splits(definition.config.seed, options).info.get(INFO_KEY)
+        raw = run.splits(definition.config.seed).info.get(INFO_KEY)
         if raw is None:
             continue
-        for name, entry in _checked(task.name, raw).items():
+        for name, entry in _checked(run.definition.task.name, raw).items():
             rows.append({"cell": run.cell.key, "within": run.cell.within_label, "name": name, **entry})
     return rows
 

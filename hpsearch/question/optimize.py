@@ -36,6 +36,13 @@ class CellRun:
     def study_name(self) -> str:
         return str(self.definition.config.study)
 
+    def splits(self, data_seed: int) -> Any:
+        """The data this cell's trials and retrains use when split with ``data_seed``."""
+        from hpsearch.study.space import settings_for
+
+        options = settings_for({}, self.definition.config, self.definition.task).options
+        return self.definition.task.splits(data_seed, options)
+
 
 def cell_runs(definition: Any) -> tuple[QuestionPlan, list[CellRun]]:
     """The question's plan and one :class:`CellRun` per cell, in design order."""

@@ -148,10 +148,7 @@ def split_warning(definition: Any, runs: list[Any], min_effect: float) -> list[s
     key = metric_key(definition.metric)
     if "acc" not in key:
         return []
-    from hpsearch.study.space import settings_for
-
-    sizes = [_test_size(run.definition.task.splits(definition.config.seed, settings_for(
-        {}, run.definition.config, run.definition.task).options).test) for run in runs]
+    sizes = [_test_size(run.splits(definition.config.seed).test) for run in runs]
     n = min((s for s in sizes if s is not None), default=0)
     if n and 1 / n > min_effect:
         return [f"the test split has {n} examples: one example is {1 / n:.3g} > min_effect {min_effect:g}; "

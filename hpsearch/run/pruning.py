@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 
+from hpsearch.run.curves import ValidationCurve
 from hpsearch.study.meta import CURVE_ATTR
 
 
@@ -48,18 +49,18 @@ class EpochPruning(PyTorchLightningPruningCallback):
             raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")
 
 
-class EpochCurve(pl.Callback):
-    """Keep the monitored metric of every epoch in the trial's ``val_curve`` user attr (written
-    after each epoch, so a trial that fails keeps its curve so far). For studies with several
-    objectives, where Optuna refuses ``trial.report``: the report's learning curves read it."""
+class EpochCurve(ValidationCurve):
+    """A :class:`~hpsearch.run.curves.ValidationCurve` that also keeps the curve in the trial's
+    ``val_curve`` user attr (written after each epoch, so a trial that fails keeps its curve so
+    far). For studies with several objectives, where Optuna refuses ``trial.report``: the
+    report's learning curves read it."""
 
     def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        super().__init__(monitor)
         self._trial = trial
-        self.monitor = monitor
-        self.curve: list[float] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        score = getattr(pl_module, "val_metrics", {}).get(self.monitor)
-        if score is not None:
-            self.curve.append(float(score))
-            self._trial.set_user_attr(CURVE_ATTR, self.curve)
+        before = len(self.values)
+        super().on_train_epoch_end(trainer, pl_module)
+        if len(self.values) > before:
+            self._trial.set_user_attr(CURVE_ATTR, [float(v) for v in self.values])

@@ -57,6 +57,13 @@ class FitResult:
     error: Exception | None = None
     steps: int = 0  # optimizer steps taken (resumed ones included)
 
+    @classmethod
+    def after_fit(cls, model: Any, started: float, device: str, error: Exception | None, steps: int) -> "FitResult":
+        """The result of a fit that began at ``perf_counter()`` ``started``, read off its model."""
+        return cls(model=model, metrics=dict(model.val_metrics), train_loss=model.epoch_train_loss(),
+                   epochs=model.epochs_validated, seconds=time.perf_counter() - started, device=device, error=error,
+                   steps=steps)
+
 
 @functools.lru_cache(maxsize=1)
 def quiet_lightning() -> None:
@@ -102,16 +109,7 @@ def fit(
     train = TensorBatches(*data.train, batch_size=int(settings.options.get("batch_size", 64)), seed=seed)
     started = time.perf_counter()
     error = fit_catching(trainer, model, EpochFeed(train, data.val), ckpt_path=ckpt_path)  # pruning, NaN loss...
-    return FitResult(
-        model=model,
-        metrics=dict(model.val_metrics),
-        train_loss=model.epoch_train_loss(),
-        epochs=model.epochs_validated,
-        seconds=time.perf_counter() - started,
-        device=str(model.device),
-        error=error,
-        steps=int(getattr(model, "optimizer_steps", trainer.global_step)),
-    )
+    return FitResult.after_fit(model, started, str(model.device), error, int(getattr(model, "optimizer_steps", trainer.global_step)))
 
 
 def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[str, float]:

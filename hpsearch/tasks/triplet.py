@@ -197,32 +197,19 @@ _DEFAULTS = {"batch_size": 128, "frozen_layers": 0, "head_lr_mult": 1.0, "embedd
              "optimizer": "sgd", "mining": "semihard"}
 
 
+def _triplet_task(name: str, description: str, load_data: Any) -> Task:
+    return Task(name=name, description=description, metric="val_recall_at_1", direction="maximize",
+                metrics=("val_recall_at_1",), params=_params(), defaults=_DEFAULTS, load_data=load_data, build_model=_build)
+
+
 def digits_triplet() -> Task:
     """``digits-triplet``: pretrained conv1, conv2, fc1 + new embedding head; metric Recall@1."""
-    return Task(
-        name="digits-triplet",
-        description="triplet loss (mined triplets) fine-tuning of a CNN pretrained on digits",
-        metric="val_recall_at_1",
-        direction="maximize",
-        metrics=("val_recall_at_1",),
-        params=_params(),
-        defaults=_DEFAULTS,
-        load_data=load_triplet_splits,
-        build_model=_build,
-    )
+    return _triplet_task("digits-triplet", "triplet loss (mined triplets) fine-tuning of a CNN pretrained on digits",
+                         load_triplet_splits)
 
 
 def glyphs_triplet() -> Task:
     """``glyphs-triplet``: the same network on generated glyph identities; validation and test
     identities unseen in training; metric Recall@1 over the split's own identities."""
-    return Task(
-        name="glyphs-triplet",
-        description="triplet loss (mined triplets) on glyph identities unseen in training, CNN pretrained on the training identities",
-        metric="val_recall_at_1",
-        direction="maximize",
-        metrics=("val_recall_at_1",),
-        params=_params(),
-        defaults=_DEFAULTS,
-        load_data=load_glyph_splits,
-        build_model=_build,
-    )
+    return _triplet_task("glyphs-triplet", "triplet loss (mined triplets) on glyph identities unseen in training, "
+                         "CNN pretrained on the training identities", load_glyph_splits)
