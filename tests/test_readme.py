@@ -1,5 +1,6 @@
-"""Every Python and shell block of README.md runs as written (tiny budgets through
-$HPSEARCH_CAP_TRIALS / $HPSEARCH_CAP_EPOCHS). A block preceded by
+"""Every Python and shell block of README.md and of the reference pages in docs/ runs as
+written (tiny budgets through $HPSEARCH_CAP_TRIALS / $HPSEARCH_CAP_EPOCHS), each page in its own
+empty directory with its blocks in order. A block preceded by
 ``<!-- readme-test: skip (reason) -->`` is skipped, visibly, with its reason."""
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from pathlib import Path
 import pytest
 from conftest import HPSEARCH, REPO, cli_env
 
-pytestmark = pytest.mark.slow
-
 FENCE = re.compile(r"^```([a-z]*)[^\n]*\n(.*?)^```", re.S | re.M)
 SKIP = re.compile(r"<!-- readme-test: skip \((.+?)\) -->\s*$")
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
 RUNNABLE = {"python", "bash", "sh", "console", ""}
+#: docs pages whose blocks are not run, with the reason; every other docs/*.md page is run.
+NOT_RUN = {
+    "studies.md": "full-budget reproductions of the answered questions (hours); "
+    "tests/test_studies.py runs every built-in study at a tiny budget",
+}
+PAGES = ["README.md", *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md") if p.name not in NOT_RUN)]
 
 
 @dataclass(frozen=True)
@@ -28,10 +34,14 @@ class Block:
     code: str
     skip: str | None
 
+    @property
+    def runs(self) -> bool:
+        return self.skip is None and self.lang in RUNNABLE
 
-def readme_blocks() -> list[Block]:
-    """The fenced blocks of README.md in order, with their skip reason (if any)."""
-    text = (REPO / "README.md").read_text()
+
+def page_blocks(page: str) -> list[Block]:
+    """The fenced blocks of ``page`` (relative to the repository) in order, with their skip reason (if any)."""
+    text = (REPO / page).read_text()
     blocks = []
     for m in FENCE.finditer(text):
         before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
@@ -47,28 +57,44 @@ def shell_script(block: Block) -> str:
     return block.code
 
 
-def test_readme_marks_few_skips_and_every_block_is_known() -> None:
-    blocks = readme_blocks()
-    assert len(blocks) >= 10
-    skipped = [b for b in blocks if b.skip]
-    assert len(skipped) == 4, [(b.line, b.skip) for b in skipped]
-    assert all(b.lang in RUNNABLE | {"yaml", "text"} for b in blocks), [(b.line, b.lang) for b in blocks]
+def test_pages_mark_few_skips_and_every_block_is_known() -> None:
+    blocks = {page: page_blocks(page) for page in PAGES}
+    assert len(blocks["README.md"]) >= 6 and sum(b.runs for b in blocks["README.md"]) >= 4
+    skipped = [(page, b.line, b.skip) for page, bs in blocks.items() for b in bs if b.skip]
+    assert len(skipped) == 4, skipped
+    unknown = [(page, b.line, b.lang) for page, bs in blocks.items() for b in bs if b.lang not in RUNNABLE | {"yaml", "text"}]
+    assert not unknown
+    assert sum(b.runs for bs in blocks.values() for b in bs) >= 11
 
 
-def test_every_readme_block_runs(tmp_path: Path) -> None:
+def test_readme_links_every_docs_page_and_every_relative_link_resolves() -> None:
+    readme = (REPO / "README.md").read_text()
+    for page in (REPO / "docs").glob("*.md"):
+        assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+    for page in [*PAGES, *(f"docs/{name}" for name in NOT_RUN)]:
+        text = (REPO / page).read_text()
+        for target, _ in LINK.findall(text):
+            if "://" in target:
+                continue
+            assert ((REPO / page).parent / target).exists(), f"{page}: broken link {target}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [p for p in PAGES if any(b.runs for b in page_blocks(p))])
+def test_every_block_of_a_page_runs(page: str, tmp_path: Path) -> None:
     (tmp_path / "studies").symlink_to(REPO / "studies")
     (tmp_path / "examples").symlink_to(REPO / "examples")  # the "Your own Lightning project" block copies one
     env = cli_env(HPSEARCH_CAP_TRIALS="2", HPSEARCH_CAP_EPOCHS="2")
     env["PATH"] = os.pathsep.join([str(HPSEARCH.parent), env.get("PATH", "")])
     ran = 0
-    for block in readme_blocks():
-        if block.skip or block.lang not in RUNNABLE:
+    for block in page_blocks(page):
+        if not block.runs:
             continue
         if block.lang == "python":
             argv = [sys.executable, "-c", block.code]
         else:
             argv = ["bash", "-e", "-c", shell_script(block)]
         proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"README.md line {block.line} ({block.lang or 'plain'}):\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, f"{page} line {block.line} ({block.lang or 'plain'}):\n{proc.stdout}\n{proc.stderr}"
         ran += 1
-    assert ran >= 7
+    assert ran >= 1
