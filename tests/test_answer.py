@@ -17,6 +17,8 @@ from conftest import run_cli
 from faults import by_state, finish, kill_all, start, trials, wait_for
 from optuna.trial import TrialState
 
+from hpsearch.testing.synthetic import make_synthetic_study
+
 # Width 2 vs 10 on circles: one hidden layer of 2 ReLU units cannot draw a circle.
 WIDTH_QUESTION = {
     "study": "widths",
@@ -75,8 +77,8 @@ def test_a_planted_large_effect_is_better_and_every_level_gets_its_budget(tmp_pa
     assert "10 vs 2: BETTER" in (tmp_path / "rep" / "report.html").read_text()
 
 
-def test_answer_on_a_study_without_a_question_is_one_line_exit_2(write_study, sqlite_url: str, tmp_path: Path) -> None:
-    assert run_cli("optimize", str(write_study(trials=1, max_epochs=1)), "--storage", sqlite_url, cwd=tmp_path).returncode == 0
+def test_answer_on_a_study_without_a_question_is_one_line_exit_2(sqlite_url: str, tmp_path: Path) -> None:
+    make_synthetic_study(sqlite_url, "tiny", 3)  # a plain study (the quickstart file, no question:), made without training
     proc = run_cli("answer", "tiny", "--storage", sqlite_url, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
     assert "no question" in proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, cli_env, run_cli
+from test_readme import link_repo_dirs, page_blocks, run_block
 
 EXAMPLE = REPO / "examples" / "image-folder"
 CAPS = {"HPSEARCH_CAP_TRIALS": "2", "HPSEARCH_CAP_EPOCHS": "2"}
@@ -44,16 +45,19 @@ def test_images_are_read_from_disk_by_workers(tmp_path: Path, monkeypatch: pytes
 
 @pytest.mark.slow
 def test_documented_commands_run(tmp_path: Path) -> None:
-    project = fresh_copy(tmp_path)
-    db = f"sqlite:///{project / 'images.db'}"
-    out = run_cli("optimize", "study.yaml", "--storage", db, cwd=project, **CAPS)
-    assert out.returncode == 0, out.stderr
+    # the README block itself (cp -r, make_images.py, optimize, answer), as test_readme.py runs blocks
+    (block,) = [b for b in page_blocks("README.md") if "cp -r examples/image-folder" in b.code]
+    link_repo_dirs(tmp_path)
+    out = run_block("README.md", block, tmp_path)
     assert "next: hpsearch answer image-folder-l2" in out.stdout
-    out = run_cli("answer", "image-folder-l2", "--storage", db, "--seeds", "2", "--json", cwd=project, **CAPS)
+    project = tmp_path / "my-images"
+    assert len(list((project / "data" / "images").glob("*/*/*.png"))) == 540
+    db = f"sqlite:///{project / 'images.db'}"
+    out = run_cli("answer", "image-folder-l2", "--storage", db, "--json", cwd=project, **CAPS)  # the block's retrains, reused
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
     assert {row["level"] for row in answer["levels"]} == {"fc", "weights"}
-    assert all(row["mean"] is not None and row["n"] == 2 for row in answer["levels"])
+    assert all(row["mean"] is not None and row["n"] == 3 for row in answer["levels"])  # the study's seeds: 3
     out = run_cli("report", "image-folder-l2", "--storage", db, "--out", "report", cwd=project)
     assert out.returncode == 0, out.stderr
     out = run_cli("verify", "image-folder-l2:fc", "--storage", db, "--top", "1", "--seeds", "2", cwd=project, **CAPS)

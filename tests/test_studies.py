@@ -22,8 +22,9 @@ QUESTION_STUDIES = [
     "batchnorm-two-input-short",
     "seq2seq-dropout-l2",
     "weight-decay-vs-normalization",
-    "triplet-semihard",
-    "triplet-finetune",
+    # pretraining the triplet backbone takes about a minute: left to make test (test-fast stays under 60 s)
+    pytest.param("triplet-semihard", marks=pytest.mark.slow),
+    pytest.param("triplet-finetune", marks=pytest.mark.slow),
     "batchnorm-l2",
     "question-width",
 ]

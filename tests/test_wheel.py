@@ -38,8 +38,10 @@ def test_wheel_in_a_fresh_venv_runs_a_builtin_study_from_an_empty_directory(tmp_
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
     py, hpsearch = venv / "bin" / "python", venv / "bin" / "hpsearch"
     started = time.perf_counter()
-    _run([str(py), "-m", "pip", "install", "-q", TORCH], tmp_path, env)
-    _run([str(py), "-m", "pip", "install", "-q", str(wheel)], tmp_path, env)
+    # --no-compile: pip would byte-compile every module of torch, plotly, scipy... (most of the
+    # install time on 2 cores); Python compiles what it imports when it imports it.
+    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", TORCH], tmp_path, env)
+    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", str(wheel)], tmp_path, env)
     installed = time.perf_counter() - started
     versions = _run([str(py), "-c", "import torch, hpsearch; print(torch.__version__, hpsearch.__file__)"], tmp_path, env).stdout
     assert versions.startswith("2.13.0") and str(venv) in versions and "nvidia" not in _run([str(py), "-m", "pip", "freeze"], tmp_path, env).stdout
