@@ -31,7 +31,7 @@ test: venv
 
 # The inner loop: everything but the tests marked slow (make test and CI run them all).
 test-fast: venv
-	$(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -82,6 +82,71 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+#: The longest tests of `make test` (30 s or more each on the 2-core reference machine, from
+#: `pytest --durations`), longest first. pytest-xdist's worksteal hands each worker one contiguous
+#: share of the collection and steals from the ends of those shares; with these at the heads of
+#: the shares, spread over the workers, no long test starts near the end of a run while the other
+#: worker sits idle (the wheel test, collected last, used to).
+LONGEST_FIRST = (
+    "tests/test_wheel.py::",
+    "tests/test_answer.py::test_a_planted_large_effect",
+    "tests/test_studies.py::test_study_file_runs_at_tiny_budget[triplet-semihard]",
+    "tests/test_example_image_folder.py::test_documented_commands_run",
+    "tests/test_bench_smoke.py::test_benchmark_smoke[workers.py]",
+    "tests/test_readme.py::test_every_block_of_a_page_runs[README.md]",
+    "tests/test_answer.py::test_a_killed_answer_resumes",
+    "tests/test_bench_smoke.py::test_benchmark_smoke[population.py]",
+    "tests/test_bench_smoke.py::test_benchmark_smoke[scaling.py]",
+    "tests/test_faults.py::test_sigint_and_sigterm",
+    "tests/test_readme.py::test_every_block_of_a_page_runs[docs/study-file.md]",
+    "tests/test_bench_smoke.py::test_benchmark_smoke[answer_time.py]",
+    "tests/test_dead_workers.py::test_a_killed_verify",
+    "tests/test_workers.py::test_four_workers_forty_trials_on_postgres",
+    "tests/test_workers.py::test_sqlite_with_four_workers",
+    "tests/test_storage_errors.py::test_a_database_that_cannot_grow",
+    "tests/test_glyphs_triplet.py::test_glyph_splits_hold_unseen_identities",
+)
+
+
+def spread_longest_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """``items`` with the LONGEST_FIRST tests at the heads of the ``workers`` contiguous shares
+    worksteal makes (sizes as it computes them), dealt longest first in snake order; the other
+    tests keep their order."""
+    def rank(item: pytest.Item) -> int | None:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), None)
+
+    longest = sorted((item for item in items if rank(item) is not None), key=lambda item: rank(item) or 0)
+    rest = [item for item in items if rank(item) is None]
+    if workers <= 1:
+        return longest + rest
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for i, item in enumerate(longest):
+        lap, seat = divmod(i, workers)
+        heads[seat if lap % 2 == 0 else workers - 1 - seat].append(item)
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for i, head in enumerate(heads):
+        size = left // (workers - i)
+        left -= size
+        take = max(0, size - len(head))
+        ordered += head + rest[:take]
+        rest = rest[take:]
+    return ordered + rest
+
+
+class _LongestFirst:
+    """Orders the collection after every other plugin (``-m`` deselection included)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+        items[:] = spread_longest_first(items, workers)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongestFirst(), "hpsearch-longest-first")
+
+
 # --- a real PostgreSQL server (tests/pg.py), started once per session when a test asks for it
 
 

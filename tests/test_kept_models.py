@@ -62,6 +62,7 @@ def test_the_model_directory_is_configurable(write_study, sqlite_url: str, tmp_p
     assert not (tmp_path / "studies-models").exists()
 
 
+@pytest.mark.slow  # two real hpsearch processes, one training
 def test_optimize_model_dir_option_keeps_the_models_there_and_a_bad_one_is_refused(write_study, sqlite_url: str, tmp_path: Path) -> None:
     path = write_study(trials=1, max_epochs=1, model_dir=str(tmp_path / "from-file"))
     bad = run_cli("optimize", str(path), "--model-dir", "/proc/models", "--storage", sqlite_url, cwd=tmp_path)

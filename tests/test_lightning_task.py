@@ -81,6 +81,7 @@ def test_bad_blocks_are_one_line(changes: dict[str, Any], message: str) -> None:
     assert message in text and "\n" not in text
 
 
+@pytest.mark.slow  # a real hpsearch process
 def test_bad_block_exits_2_before_any_study(tmp_path: Path) -> None:
     data = study()
     data["task"]["model"] = {"class_path": "lt_digits.models.NotAModule"}
@@ -93,6 +94,7 @@ def test_bad_block_exits_2_before_any_study(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+@pytest.mark.slow  # a real hpsearch process
 def test_metric_never_logged_ends_the_run(tmp_path: Path) -> None:
     data = study(task={"metric": "val_f1"})
     path = tmp_path / "nometric.yaml"
