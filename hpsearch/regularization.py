@@ -11,7 +11,7 @@ parameters by their role (nanoGPT-style parameter groups), not by model-specific
   :func:`input_layer` — layer builders honouring ``batchnorm``, ``keep_prob``, ``activation``
   and ``input_norm``.
 
-A user's own LightningModule can call these directly (see the README, "Custom tasks").
+A user's own LightningModule can call these directly (see docs/tasks.md, "Reusing the regularization helpers").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Take the README screenshots with the headless browser: the HTML report of a study and
+"""Take the screenshots of docs/cli.md with the headless browser: the HTML report of a study and
 optuna-dashboard (served by `hpsearch dashboard`) on the same database.
 
     .venv/bin/python scripts/screenshots.py quickstart --storage sqlite:///hpsearch.db --report reports/quickstart/report.html
