@@ -49,10 +49,9 @@ def optimize(
     Heartbeats are decided as for ``hpsearch optimize``: on for a server database
     (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
     from hpsearch.run.runner import run_study
-    from hpsearch.study.definition import define
 
     url = resolve_url(storage)
-    definition = define(study_file)
+    definition = study_file
     if definition.config.question is not None:  # each level in its own study; returns the question's study
         from hpsearch.question.optimize import run_question
         from hpsearch.store.queries import load_study

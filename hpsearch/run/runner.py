@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable
 
 import optuna
 from optuna.study import StudyDirection
@@ -29,8 +29,8 @@ from hpsearch.store.queries import check_database, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.baselines import check_baseline_count, enqueue_baselines
-from hpsearch.study.config import StudyFile, effective_settings
-from hpsearch.study.definition import StudyDefinition, define
+from hpsearch.study.config import effective_settings
+from hpsearch.study.definition import StudyDefinition
 from hpsearch.study.meta import METRIC_ATTR, RunningBest, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
 
@@ -108,16 +108,18 @@ class _StopAtTarget:
 
 def create_or_load(
     definition: StudyDefinition, url: str, heartbeat: Heartbeat | None = None, pruner: optuna.pruners.BasePruner | None = None,
-    allow_changes: bool = False,
+    allow_changes: bool = False, sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
     """The study named in the definition on the database at ``url``, created if missing; a
     stored direction that differs from the file's, or a definition that differs from the one
     the study was created with (unless ``allow_changes``), is a :class:`ConfigError` raised
-    before anything is written (see :mod:`hpsearch.run.identity`)."""
+    before anything is written (see :mod:`hpsearch.run.identity`). ``sampler``: the study's
+    sampler (``None``: a random one, for a study only opened, never sampled from here)."""
     config = definition.config
     study = optuna.create_study(
         storage=connect(url, heartbeat=heartbeat), study_name=config.study,
         directions=[StudyDirection[d.upper()] for d in definition.directions], pruner=pruner, load_if_exists=True,
+        sampler=sampler or optuna.samplers.RandomSampler(),
     )
     stored = [d.name.lower() for d in study.directions]
     if stored != definition.directions:
@@ -156,28 +158,32 @@ def preflight(definition: StudyDefinition, url: str) -> None:
 
 
 def open_study(
-    study_file: Union[StudyFile, StudyDefinition],
+    definition: StudyDefinition,
     storage_url: str,
     heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
     allow_changes: bool = False,
 ) -> tuple[optuna.Study, Objective]:
-    """Validate, then create or load the study (sampler, pruner, user attrs) and build its
-    objective. All validation (the task's data included) happens before the database is
-    touched. See :func:`run_study` for the other arguments."""
-    definition = define(study_file)
+    """Create or load the study of ``definition`` (checked once, by the caller: see
+    :func:`hpsearch.study.definition.define`) with its sampler, pruner and user attrs, and
+    build its objective. The sampler and pruner are built once, before the database is
+    touched, as is every other check (the task's data included). See :func:`run_study` for
+    the other arguments."""
     config = definition.config
-    build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics))  # validates options early
+    # A fresh study samples from exactly ``seed``; workers started together (same trial
+    # count) are told apart by their index.
+    seed = config.seed + WORKER_SEED_STRIDE * worker_index
+    sampler = build_sampler(config.sampler, seed, definition.path, len(definition.metrics), config.population)
     pruner = optuna.pruners.NopPruner() if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     data = load_checked_data(definition.task, config.seed, definition.path)
     preflight(definition, storage_url)
-    study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
-    # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
-    # already there, so its sampler does not replay the first run's proposals; workers started
-    # together (same trial count) are told apart by their index.
-    sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
-    study.sampler = build_sampler(config.sampler, sampler_seed, population=config.population)
+    study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes, sampler)
+    # A resumed study offsets the seed by the trials already there, so its sampler does not
+    # replay the first run's proposals: only then is a second sampler built.
+    resumed = len(study.get_trials(deepcopy=False))
+    if resumed:
+        study.sampler = build_sampler(config.sampler, seed + resumed, definition.path, len(definition.metrics), config.population)
     record_definition(study, definition)
     enqueue_baselines(study, definition)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
@@ -189,7 +195,7 @@ def open_study(
 
 
 def run_study(
-    study_file: Union[StudyFile, StudyDefinition],
+    definition: StudyDefinition,
     storage_url: str,
     timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -200,7 +206,8 @@ def run_study(
     allow_changes: bool = False,
     on_epoch: Callable[[EpochEvent], None] | None = None,
 ) -> optuna.Study:
-    """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
+    """Run the study of ``definition`` (a checked study file: see
+    :func:`hpsearch.api.load_study_file`) against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
 
     Bad input raises before anything is written. Re-running a finished study runs no trial;
@@ -218,7 +225,7 @@ def run_study(
     :func:`hpsearch.run.signals.install`) fails the running trial and raises
     :class:`hpsearch.run.signals.Interrupted`.
     """
-    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
+    study, objective = open_study(definition, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
     objective = dataclasses.replace(objective, on_epoch=on_epoch)
     target = objective.definition.config.trials
     finished = finished_trials(study)

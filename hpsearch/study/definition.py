@@ -7,6 +7,7 @@ take the result instead of redoing the checks.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Union
@@ -19,6 +20,8 @@ from hpsearch.study.config import StudyConfig, StudyFile
 from hpsearch.study.meta import StudyMeta, train_metric
 from hpsearch.study.space import check_against_task
 from hpsearch.tasks import Task, resolve_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ def define(study_file: Union[StudyFile, StudyDefinition], stored: bool = False) 
         definition = StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else (), stored)
     if config.question is not None:
         _check_question(definition)
+    # One line per check: a process checks the file it was handed once (see tests/test_parse_once.py).
+    log.info("study file %s checked against task %s (process %d)", study_file.path, task.name, os.getpid())
     return definition
 
 
