@@ -207,7 +207,7 @@ def run_verify(
     if study_name.endswith(VERIFY_SUFFIX):
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
-    from hpsearch.study.definition import searched_definition
+    from hpsearch.study.stored import searched_definition
 
     definition = searched_definition(source)
     configs = top_configs(source, top, {**definition.task.defaults, **definition.config.fixed})

@@ -50,7 +50,7 @@ def select(study: optuna.Study, budget: int, maximize: bool) -> Selection:
 
 def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
     from hpsearch.store.queries import load_study
-    from hpsearch.study.definition import searched_definition
+    from hpsearch.study.stored import searched_definition
 
     hub = load_study(name, url)
     if QUESTION_ATTR not in hub.user_attrs:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-import hpsearch
-from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.errors import ConfigError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
@@ -22,7 +19,8 @@ from hpsearch.run.identity import check_identity, checkpoint_key
 from hpsearch.run.kept_models import ModelKeeper, model_dir_for
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
-from hpsearch.run.trial_loop import fail_own_running, run_trials
+from hpsearch.run.stopper import MAX_CONSECUTIVE_FAILURES, MAX_SAME_FAILURES, Progress, StopAtTarget, StudyFailingError
+from hpsearch.run.trial_loop import RoundRunner, fail_own_running, run_trials
 from hpsearch.store.connect import connect
 from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.queries import check_database, finished_trials
@@ -31,79 +29,14 @@ from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.baselines import check_baseline_count, enqueue_baselines
 from hpsearch.study.config import effective_settings
 from hpsearch.study.definition import StudyDefinition
-from hpsearch.study.meta import METRIC_ATTR, RunningBest, record_metric_names, record_study_file
+from hpsearch.study.meta import METRIC_ATTR, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
+from hpsearch.version import __version__
 
 log = logging.getLogger(__name__)
 
-MAX_CONSECUTIVE_FAILURES = 10
-# The same failure reason this many times in a row stops the study at once: it is not chance.
-MAX_SAME_FAILURES = 3
 # Sampler seed offset between workers started together (they all see the same trial count).
 WORKER_SEED_STRIDE = 1_000_003
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot after one trial, for progress display."""
-
-    trial: FrozenTrial
-    finished: int
-    target: int
-    best: FrozenTrial | None
-    elapsed: float
-    metric: str
-
-
-class StudyFailingError(HPSearchError):
-    """Every recent trial failed: the study stops instead of failing forever."""
-
-
-class _StopAtTarget:
-    """Optuna callback: stop when the study (all workers) has ``target`` finished trials,
-    or after too many consecutive failures; report progress after every trial. A database
-    failure inside the objective (which Optuna would record as one failed trial and go on)
-    and a SQLite file removed meanwhile end the run with that error."""
-
-    def __init__(
-        self, target: int, metric: str, on_progress: Callable[[Progress], None] | None, objective: Objective | None = None
-    ) -> None:
-        self.target = target
-        self.metric = metric
-        self.on_progress = on_progress
-        self.objective = objective
-        self.started = time.perf_counter()
-        self.failures_in_row = 0
-        self.same_failures = 0
-        self.last_reason: str | None = None
-        self.running_best = RunningBest()
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.check(study, trial):
-            study.stop()
-
-    def check(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        """Count the finished trial and report progress; whether the run should stop (for
-        trials run through ask/tell, where ``study.stop`` does not apply)."""
-        if self.objective is not None and self.objective.fatal:
-            raise self.objective.fatal[-1]
-        check_database(study)
-        finished = finished_trials(study)  # one COUNT query: cheap also in a 10,000-trial study
-        self.failures_in_row = self.failures_in_row + 1 if trial.state == TrialState.FAIL else 0
-        reason = trial.user_attrs.get("fail_reason") if trial.state == TrialState.FAIL else None
-        self.same_failures = self.same_failures + 1 if reason is not None and reason == self.last_reason else int(reason is not None)
-        self.last_reason = reason
-        if self.on_progress is not None:
-            self.on_progress(
-                Progress(trial, finished, self.target, self.running_best.update(study, trial), time.perf_counter() - self.started,
-                         self.metric)
-            )
-        return bool(finished >= self.target or self.failing or signals.received())
-
-    @property
-    def failing(self) -> bool:
-        """Too many failures in a row, or the same failure reason too often in a row."""
-        return self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or self.same_failures >= MAX_SAME_FAILURES
 
 
 def create_or_load(
@@ -144,7 +77,7 @@ def record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
         )
     record_study_file(study, definition.text, definition.path, effective_settings(definition.config))
     record_metric_names(study, definition.metrics)
-    wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task_ref}
+    wanted = {"hpsearch_version": __version__, METRIC_ATTR: metric, "task": definition.config.task_ref}
     for key, value in wanted.items():
         if attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -185,7 +118,7 @@ def open_study(
     if resumed:
         study.sampler = build_sampler(config.sampler, seed + resumed, definition.path, len(definition.metrics), config.population)
     record_definition(study, definition)
-    enqueue_baselines(study, definition)
+    enqueue_baselines(study, definition.config, definition.task, definition.path)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():
         if study.user_attrs.get(key) != value:
@@ -205,6 +138,7 @@ def run_study(
     worker_index: int = 0,
     allow_changes: bool = False,
     on_epoch: Callable[[EpochEvent], None] | None = None,
+    round_runner: RoundRunner | None = None,
 ) -> optuna.Study:
     """Run the study of ``definition`` (a checked study file: see
     :func:`hpsearch.api.load_study_file`) against ``storage_url`` until the study holds ``trials`` finished
@@ -223,7 +157,9 @@ def run_study(
     started together explore different points. ``allow_changes`` lets a file that differs
     from the study's definition add trials to it (see :mod:`hpsearch.run.identity`). A SIGINT/SIGTERM (after
     :func:`hpsearch.run.signals.install`) fails the running trial and raises
-    :class:`hpsearch.run.signals.Interrupted`.
+    :class:`hpsearch.run.signals.Interrupted`. ``round_runner`` trains a ``population: K``
+    study's trials K at a time (see :mod:`hpsearch.run.trial_loop`; the CLI and the API pass
+    :func:`hpsearch.population.run.optimize_population`).
     """
     study, objective = open_study(definition, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
     objective = dataclasses.replace(objective, on_epoch=on_epoch)
@@ -231,16 +167,16 @@ def run_study(
     finished = finished_trials(study)
     if on_start is not None:
         on_start(study, finished)
-    stopper = _StopAtTarget(target, objective.definition.metric, on_progress, objective)
+    stopper = StopAtTarget(target, objective.definition.metric, on_progress, objective)
     if finished >= target:
         log.info("study %s already has %d/%d finished trials", study.study_name, finished, target)
     try:
         with signals.deferred():
             if finished < target:
-                run_trials(study, objective, stopper, timeout)
+                run_trials(study, objective, stopper, timeout, round_runner=round_runner)
                 signals.raise_if_received()
             if heartbeat is not None:
-                settle(study, heartbeat, lambda n: run_trials(study, objective, stopper, None, n_trials=n))
+                settle(study, heartbeat, lambda n: run_trials(study, objective, stopper, None, n_trials=n, round_runner=round_runner))
             check_database(study)
     finally:
         fail_own_running(study, objective.started)

@@ -17,12 +17,11 @@ import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hpsearch.study.config import Range
+from hpsearch.study.meta import FINGERPRINT_ATTR as FINGERPRINT_ATTR  # stored in the study user attr of this name
 
 if TYPE_CHECKING:
     from hpsearch.study.definition import StudyDefinition
 
-#: Study user attr: the fingerprint of the definition the study was created (or last allowed) with.
-FINGERPRINT_ATTR = "hpsearch_fingerprint"
 #: Study user attr: a random id given at creation, so a study deleted and made again is another study.
 UID_ATTR = "hpsearch_study_uid"
 #: Study user attr: the list of changes allowed with ``--allow-changes``.
