@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 from hpsearch.errors import ConfigError
+from hpsearch.params import REGULARIZATION_DEFAULTS, acting
 from hpsearch.study.baselines import check_baselines
 from hpsearch.study.config import StudyConfig, StudyFile
 from hpsearch.study.meta import StudyMeta, train_metric
@@ -77,6 +78,16 @@ class StudyDefinition:
     @property
     def text(self) -> str:
         return self.file.text
+
+    def acting(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial settings ``params`` (searched values) that act in this study, given the
+        task's defaults and ``fixed`` (see :func:`hpsearch.params.acting`)."""
+        return acting(params, self.settled, self.task.params)
+
+    @property
+    def settled(self) -> dict[str, Any]:
+        """Every unsearched setting: the regularization defaults, the task's, then ``fixed``."""
+        return {**REGULARIZATION_DEFAULTS, **self.task.defaults, **self.config.fixed}
 
     @property
     def meta(self) -> StudyMeta:

@@ -79,6 +79,29 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k, _ABSENT) != new.get(k, _ABSENT) or (k in old) != (k in new))
 
 
+def definition_changes(old: Mapping[str, Any], definition: "StudyDefinition") -> list[str]:
+    """:func:`describe_changes` from the stored fingerprint ``old`` to ``definition``'s, leaving
+    out ``fixed`` settings that act in neither (see :func:`hpsearch.params.acting`; e.g.
+    ``momentum`` with adamw): changing one does not change what a trial trains."""
+    new = fingerprint(definition)
+    live = _acting_fixed(old, definition) | _acting_fixed(new, definition)
+
+    def view(flat: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in flat.items() if not k.startswith("fixed.") or k[len("fixed."):] in live}
+
+    return describe_changes(view(old), view(new))
+
+
+def _acting_fixed(flat: Mapping[str, Any], definition: "StudyDefinition") -> set[str]:
+    """The ``fixed`` settings of fingerprint ``flat`` that act in some trial of its study."""
+    from hpsearch.params import REGULARIZATION_DEFAULTS, acting
+
+    fixed = {k[len("fixed."):]: v for k, v in flat.items() if k.startswith("fixed.")}
+    searched = {k.split(".")[1] for k in flat if k.startswith("search.")}
+    task = definition.task
+    return set(acting(fixed, {**REGULARIZATION_DEFAULTS, **task.defaults}, task.params, searched))
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """One line per changed key: ``search.weight_decay.high: 0.1 -> 0.5``."""
     return [f"{k}: {_show(old.get(k, _ABSENT))} -> {_show(new.get(k, _ABSENT))}" for k in changed_keys(old, new)]

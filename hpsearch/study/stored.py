@@ -10,7 +10,7 @@ import optuna
 from hpsearch.errors import ConfigError, StudyNotFoundError
 from hpsearch.study.config import BUDGET_CAPS, StudyFile
 from hpsearch.study.definition import StudyDefinition, define
-from hpsearch.study.identity import FINGERPRINT_ATTR, describe_changes, fingerprint
+from hpsearch.study.identity import FINGERPRINT_ATTR, definition_changes
 from hpsearch.study.meta import stored_config, stored_study_file
 
 
@@ -27,7 +27,7 @@ def searched_definition(source: optuna.Study) -> StudyDefinition:
     definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config), stored=True)
     searched = source.user_attrs.get(FINGERPRINT_ATTR)
     if searched is not None:
-        changes = describe_changes(searched, fingerprint(definition))
+        changes = definition_changes(searched, definition)
         if changes:
             capped = [f"${env}" for env in BUDGET_CAPS.values() if os.environ.get(env, "").strip()]
             raise ConfigError(
