@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hpsearch.tasks.marker import task
 
-__version__ = "0.1.0"
+from hpsearch.version import __version__
 
 __all__ = ["__version__", "load_study_file", "optimize", "best_trial", "BestResult", "task"]
 

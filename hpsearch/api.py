@@ -8,28 +8,33 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from hpsearch.errors import StudyNotFoundError
 from hpsearch.store.heartbeat import heartbeat_for
 from hpsearch.store.urls import resolve_url
+from hpsearch.study.meta import BestResult as BestResult  # the notebook API's result (hpsearch.BestResult)
 
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.run.runner import Progress
+    from hpsearch.run.stopper import Progress
     from hpsearch.study.definition import StudyDefinition
 
 
 def load_study_file(path: str | Path, **overrides: Any) -> "StudyDefinition":
-    """Load and validate a study file, checked against its task; keyword overrides replace
-    top-level keys (``trials``, ``max_epochs``, ``seed``, ``study``...)."""
+    """Load and validate a study file, checked against its task (and a ``question:`` block's
+    design against both), once: everything below takes the returned definition. Keyword
+    overrides replace top-level keys (``trials``, ``max_epochs``, ``seed``, ``study``...)."""
+    from hpsearch.question.cells import check_question
     from hpsearch.study.config import load_study_file as load
     from hpsearch.study.definition import define
 
-    return define(load(path, overrides))
+    definition = define(load(path, overrides))
+    if definition.config.question is not None:
+        check_question(definition)
+    return definition
 
 
 def optimize(
@@ -48,50 +53,21 @@ def optimize(
 
     Heartbeats are decided as for ``hpsearch optimize``: on for a server database
     (PostgreSQL...), so a trial of a process that dies is failed and re-run by another worker."""
+    from hpsearch.population.run import optimize_population
     from hpsearch.run.runner import run_study
-    from hpsearch.study.definition import define
 
     url = resolve_url(storage)
-    definition = define(study_file)
+    definition = study_file
     if definition.config.question is not None:  # each level in its own study; returns the question's study
         from hpsearch.question.optimize import run_question
         from hpsearch.store.queries import load_study
 
         run_question(definition, url, lambda run, total: run_study(
             run.definition, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
-            allow_changes=allow_changes), allow_changes=allow_changes)
+            allow_changes=allow_changes, round_runner=optimize_population), allow_changes=allow_changes)
         return load_study(definition.config.study, url)
     return run_study(definition, url, timeout=timeout, on_progress=on_progress, heartbeat=heartbeat_for(url),
-                     allow_changes=allow_changes)
-
-
-@dataclass(frozen=True)
-class BestResult:
-    """The best trial of a study, as ``hpsearch best --format json`` prints it."""
-
-    study: str
-    metric: str
-    direction: str
-    value: float
-    params: dict[str, Any]
-    trial: int
-    # Every objective's value by name (a multi-objective study), the baseline a trial ran,
-    # and whether it is feasible and on the Pareto front; empty/None for plain studies.
-    values: dict[str, float] | None = None
-    baseline: str | None = None
-    feasible: bool = True
-    on_front: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("values", "baseline"):  # absent for a plain study, as in hpsearch 0.1
-            if out[key] is None:
-                del out[key]
-        if self.feasible:
-            del out["feasible"]
-        if self.values is None:
-            del out["on_front"]
-        return out
+                     allow_changes=allow_changes, round_runner=optimize_population)
 
 
 def load_study(study_name: str, storage: str | None = None) -> "optuna.Study":

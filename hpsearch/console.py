@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from hpsearch.analysis.report.data import StudyData
     from hpsearch.analysis.report.importance import Importances
-    from hpsearch.run.runner import Progress
+    from hpsearch.run.stopper import Progress
 
 
 def fmt_value(value: Any) -> str:
@@ -176,18 +176,10 @@ def report_summary(data: "StudyData", imp: "Importances", verification: list[dic
 # --- Pareto front
 
 
-def objective_names(study: "optuna.Study") -> list[str]:
-    """The names of the study's objectives (``metric_names``, else ``value``/``value_i``)."""
-    names = study.metric_names
-    if names and len(names) == len(study.directions):
-        return list(names)
-    return ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
-
-
 def pareto_table(study: "optuna.Study") -> str:
     """The Pareto front of a multi-objective study as a table (one row per trial: objective
     values, baseline name, searched settings) with a line on how to pick one."""
-    from hpsearch.study.meta import pareto_front
+    from hpsearch.study.meta import objective_names, pareto_front
 
     front = pareto_front(study)
     names = objective_names(study)

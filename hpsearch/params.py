@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Collection, Literal, Mapping
 
 Kind = Literal["float", "int", "choice"]
 Op = Literal["in", ">", ">=", "<", "<="]
@@ -198,23 +198,31 @@ def positive_int(help_text: str) -> ParamSpec:
     return ParamSpec("int", help_text, low=1)
 
 
-def same_model_key(params: dict[str, Any], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``params`` without the settings that do not change what is trained, given the other
-    settings in force (``params``, then ``fixed``, then :data:`REGULARIZATION_DEFAULTS`):
-    ``l2_mode`` and ``l2_scope`` when ``weight_decay`` is 0 (no penalty, no decay), ``momentum``
-    unless the optimizer is sgd. Two configurations with the same key train the same model."""
-    def value(name: str) -> Any:
-        for source in (params, fixed or {}, REGULARIZATION_DEFAULTS):
-            if name in source:
-                return source[name]
-        return None
+def acting(params: Mapping[str, Any], settled: Mapping[str, Any], specs: Mapping[str, ParamSpec],
+           searched: Collection[str] = ()) -> dict[str, Any]:
+    """The entries of ``params`` that act, given the other settings in force (``settled``:
+    defaults, then ``fixed``; ``params`` win): those whose ``active_if`` holds, chains resolved
+    (:func:`active_params`). A condition that reads a parameter in ``searched`` holds in some
+    trials, so it counts as holding (for a study's settings, before any trial).
 
-    inactive: set[str] = set()
-    if value("weight_decay") == 0:
-        inactive |= {"l2_mode", "l2_scope"}
-    if value("optimizer") != "sgd":
-        inactive.add("momentum")
-    return {k: v for k, v in params.items() if k not in inactive}
+    The one rule for which parameters act: a trial's settings (``settings_for``), the distinct
+    configurations ``verify`` retrains, the configurations ``answer`` retrains, and the study
+    identity checks all go through it."""
+    if searched:
+        specs = {n: replace(s, active_if=None) if s.active_if is not None and s.active_if.param in searched else s
+                 for n, s in specs.items()}
+    live = active_params({**settled, **params}, specs)
+    return {k: v for k, v in params.items() if k in live}
+
+
+def same_model_key(params: dict[str, Any], fixed: dict[str, Any] | None = None,
+                   specs: Mapping[str, ParamSpec] = REGULARIZATION_PARAMS) -> dict[str, Any]:
+    """``params`` without the settings that do not change what is trained (see :func:`acting`),
+    given the other settings in force (``params``, then ``fixed``, then
+    :data:`REGULARIZATION_DEFAULTS`): e.g. ``l2_mode`` and ``l2_scope`` when ``weight_decay``
+    is 0, ``momentum`` unless the optimizer is sgd. Two configurations with the same key train
+    the same model."""
+    return acting(params, {**REGULARIZATION_DEFAULTS, **(fixed or {})}, specs)
 
 
 def active_params(values: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:

@@ -68,3 +68,45 @@ def test_active_params_resolves_chains() -> None:
     }
     assert active_params({"a": "x", "b": 2.0, "c": 1.0}, specs) == {"a": "x"}
     assert active_params({"a": "y", "b": 2.0, "c": 1.0}, specs) == {"a": "y", "b": 2.0, "c": 1.0}
+
+
+def test_a_setting_that_does_not_act_is_ignored_alike_by_verify_answer_and_the_identity_checks(write_study, sqlite_url: str) -> None:
+    """One rule (hpsearch.params.acting): l2_scope at weight_decay 0, and momentum with adamw,
+    do not act; verify merges trials that differ only there, answer retrains without them, and
+    a file that changes only them is the same study (also for the stored-definition check)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpsearch.analysis.verify import top_configs
+    from hpsearch.question.answer import tuned_params
+    from hpsearch.run.runner import create_or_load, record_definition
+    from hpsearch.study.stored import searched_definition
+
+    search = {"weight_decay": [0.0, 1e-3], "l2_scope": ["all", "fc"], "learning_rate": {"low": 1e-3, "high": 1e-2}}
+    fixed = {"optimizer": "adamw", "momentum": 0.5, "batch_size": 64, "hidden_units": 8, "hidden_layers": 1}
+    definition = load_study_file(write_study(search=search, fixed=fixed))
+    assert definition.acting({"weight_decay": 0.0, "l2_scope": "fc", "learning_rate": 0.01}) == {"weight_decay": 0.0, "learning_rate": 0.01}
+    assert definition.acting({"weight_decay": 1e-3, "l2_scope": "fc"}) == {"weight_decay": 1e-3, "l2_scope": "fc"}
+
+    study = create_or_load(definition, sqlite_url)
+    record_definition(study, definition)
+    dists = {"weight_decay": CategoricalDistribution([0.0, 1e-3]), "l2_scope": CategoricalDistribution(["all", "fc"]),
+             "learning_rate": FloatDistribution(1e-3, 1e-2)}
+    for value, wd, scope in [(0.90, 0.0, "fc"), (0.89, 0.0, "all"), (0.88, 1e-3, "fc"), (0.87, 1e-3, "all")]:
+        study.add_trial(create_trial(params={"weight_decay": wd, "l2_scope": scope, "learning_rate": 0.01}, distributions=dists,
+                                     value=value))
+    # verify: trials 0 and 1 differ only in l2_scope at weight_decay 0: one configuration
+    assert [t.number for t in top_configs(study, 3, definition.acting)] == [0, 2, 3]
+    # answer: the chosen trial is retrained with the settings that act
+    trials = study.get_trials(deepcopy=False)
+    assert tuned_params(definition, trials[0]) == tuned_params(definition, trials[1]) == {"weight_decay": 0.0, "learning_rate": 0.01}
+    assert tuned_params(definition, trials[2]) == {"weight_decay": 1e-3, "l2_scope": "fc", "learning_rate": 0.01}
+
+    # identity: momentum does not act with adamw, so changing it is no change (nor for verify's
+    # rebuild of the stored file); changing the optimizer makes it act and is a change
+    quiet = load_study_file(write_study(search=search, fixed={**fixed, "momentum": 0.9}))
+    record_definition(create_or_load(quiet, sqlite_url), quiet)
+    assert searched_definition(study).config.fixed["momentum"] == 0.9
+    with pytest.raises(ConfigError) as info:
+        create_or_load(load_study_file(write_study(search=search, fixed={**fixed, "optimizer": "sgd"})), sqlite_url)
+    assert "fixed.optimizer: adamw -> sgd" in str(info.value) and "momentum" not in str(info.value)

@@ -14,7 +14,8 @@ from conftest import run_cli
 
 from hpsearch.errors import ConfigError
 from hpsearch.study.config import StudyFile, parse_study
-from hpsearch.study.definition import define, searched_definition
+from hpsearch.study.definition import define
+from hpsearch.study.stored import searched_definition
 
 PROJECT = Path(__file__).resolve().parent / "lightning_project"
 MODEL = {"class_path": "lt_digits.models.DigitsMLP", "init_args": {"hidden_layers": 1}}

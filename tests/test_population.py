@@ -142,6 +142,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from hpsearch.api import load_study_file  # noqa: E402
 from hpsearch.errors import ConfigError  # noqa: E402
+from hpsearch.population.run import optimize_population  # noqa: E402
 from hpsearch.run.runner import run_study  # noqa: E402
 
 
@@ -152,7 +153,7 @@ def test_population_members_are_trials_with_the_results_of_single_trials(write_s
               "l2_mode": ["loss", "decoupled"], "batchnorm": ["none", "before_activation"]}
     alone = run_study(load_study_file(write_study("a.yaml", trials=3, search=search)), f"sqlite:///{tmp_path / 'a.db'}")
     together = run_study(load_study_file(write_study("b.yaml", trials=3, search=search, population=2)),
-                         f"sqlite:///{tmp_path / 'b.db'}")
+                         f"sqlite:///{tmp_path / 'b.db'}", round_runner=optimize_population)
     assert [t.state for t in together.trials] == [TrialState.COMPLETE] * 3
     for a, b in zip(alone.trials, together.trials):
         assert a.params == b.params
@@ -175,7 +176,7 @@ def test_a_nan_member_is_pruned_alone_and_pruned_members_stop(write_study, sqlit
         search={"learning_rate": [0.05, 1e30, 1e-6]},
         fixed={"optimizer": "sgd", "batch_size": 256, "hidden_units": 16, "hidden_layers": 1},
     )
-    study = run_study(load_study_file(path), sqlite_url)
+    study = run_study(load_study_file(path), sqlite_url, round_runner=optimize_population)
     by_lr = {lr: [t for t in study.trials if t.params["learning_rate"] == lr] for lr in (0.05, 1e30, 1e-6)}
     assert all(by_lr.values()), {lr: len(ts) for lr, ts in by_lr.items()}
     for t in by_lr[1e30]:
@@ -189,7 +190,7 @@ def test_a_nan_member_is_pruned_alone_and_pruned_members_stop(write_study, sqlit
 def test_a_task_that_cannot_stack_runs_one_trial_at_a_time(write_study, sqlite_url: str, capfd) -> None:
     path = write_study(task="digits-cnn", trials=2, max_epochs=1, population=2, search={"learning_rate": [0.01, 0.001]},
                        fixed={"batch_size": 256, "channels": 2, "hidden_units": 8})
-    study = run_study(load_study_file(path), sqlite_url)
+    study = run_study(load_study_file(path), sqlite_url, round_runner=optimize_population)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert "cannot train populations" in capfd.readouterr().err
 

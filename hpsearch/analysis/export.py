@@ -9,10 +9,8 @@ from typing import IO, Any
 
 import optuna
 
-from hpsearch.api import BestResult
-from hpsearch.console import objective_names
 from hpsearch.errors import ConfigError
-from hpsearch.study.meta import primary_value
+from hpsearch.study.meta import BestResult, objective_names, primary_value
 
 BASE_COLUMNS = ["number", "state", "value", "duration_s", "datetime_start", "datetime_complete"]
 

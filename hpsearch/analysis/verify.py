@@ -113,14 +113,16 @@ def _value(trial: FrozenTrial) -> float:
     return value
 
 
-def top_configs(study: optuna.Study, k: int, settled: dict[str, Any] | None = None) -> list[FrozenTrial]:
+def top_configs(study: optuna.Study, k: int, acting: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[FrozenTrial]:
     """The best ``k`` feasible complete trials that train distinct models, best first (by the
     first objective; with several objectives, the Pareto front comes first). Configurations
     that differ only in settings without effect (``l2_scope``/``l2_mode`` at ``weight_decay``
-    0, ``momentum`` without sgd; see :func:`hpsearch.params.same_model_key`, given the
-    ``settled`` values of unsearched settings: the task's defaults updated with the study's
-    ``fixed``) count as one, represented by the best of them."""
+    0, ``momentum`` without sgd: ``acting``, the study's
+    :meth:`~hpsearch.study.definition.StudyDefinition.acting`; by default
+    :func:`hpsearch.params.same_model_key`) count as one, represented by the best of them."""
     from hpsearch.params import same_model_key
+
+    key_of = acting or same_model_key
     from hpsearch.store.queries import is_feasible
 
     meta = StudyMeta.of(study)
@@ -130,7 +132,7 @@ def top_configs(study: optuna.Study, k: int, settled: dict[str, Any] | None = No
     picked: list[FrozenTrial] = []
     seen: set[str] = set()
     for t in trials:
-        key = config_key(same_model_key(dict(t.params), settled))
+        key = config_key(key_of(dict(t.params)))
         if key not in seen:
             seen.add(key)
             picked.append(t)
@@ -207,10 +209,10 @@ def run_verify(
     if study_name.endswith(VERIFY_SUFFIX):
         raise ConfigError(f"{study_name!r} is a verification study; verify its source study instead")
     source = load_study(study_name, storage_url)
-    from hpsearch.study.definition import searched_definition
+    from hpsearch.study.stored import searched_definition
 
     definition = searched_definition(source)
-    configs = top_configs(source, top, {**definition.task.defaults, **definition.config.fixed})
+    configs = top_configs(source, top, definition.acting)
     if not configs:
         raise StudyNotFoundError(f"study {study_name!r} has no completed trial to verify")
     seed_list = verify_seeds(definition.config.seed, seeds)

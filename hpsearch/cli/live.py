@@ -17,7 +17,7 @@ import click
 
 from hpsearch.console import fmt_duration, fmt_value, progress_line
 from hpsearch.run.events import EpochEvent
-from hpsearch.run.runner import Progress
+from hpsearch.run.stopper import Progress
 from hpsearch.study.meta import primary_value
 
 

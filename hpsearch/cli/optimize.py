@@ -151,6 +151,7 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
         return
     from hpsearch.cli.live import reporter_for
     from hpsearch.console import study_result
+    from hpsearch.population.run import optimize_population
     from hpsearch.run import signals
     from hpsearch.run.runner import run_study
     from hpsearch.store.urls import mask_url
@@ -172,7 +173,7 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
         study = run_study(
             definition, cli.url, timeout=timeout, on_progress=reporter.on_progress, on_start=banner,
             heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index, on_epoch=reporter.on_epoch,
-            allow_changes=allow_changes,
+            allow_changes=allow_changes, round_runner=optimize_population,
         )
     if not pool_worker:
         click.echo(study_result(study, config.trials))
@@ -186,6 +187,7 @@ def _run_question(cli: CliContext, definition: Any, timeout: float | None, beat:
 
     from hpsearch.cli.live import reporter_for
     from hpsearch.console import question_cells_table
+    from hpsearch.population.run import optimize_population
     from hpsearch.question.optimize import CellRun, run_question
     from hpsearch.run import signals
     from hpsearch.run.runner import run_study
@@ -211,7 +213,7 @@ def _run_question(cli: CliContext, definition: Any, timeout: float | None, beat:
         with reporter:
             run_study(run.definition, cli.url, timeout=remaining, on_progress=reporter.on_progress, on_start=banner,
                       heartbeat=beat, checkpoint_dir=checkpoint_dir, worker_index=worker_index,
-                      on_epoch=reporter.on_epoch, allow_changes=allow_changes)
+                      on_epoch=reporter.on_epoch, allow_changes=allow_changes, round_runner=optimize_population)
         signals.raise_if_received()
 
     runs = run_question(definition, cli.url, run_cell, worker_index, allow_changes)

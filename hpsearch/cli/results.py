@@ -23,7 +23,7 @@ def studies(cli: CliContext, as_json: bool) -> None:
     question (`question`) and one `hpsearch answer` has answered (`answered`)."""
     from hpsearch.console import table
     from hpsearch.store.connect import connect
-    from hpsearch.store.queries import study_rows
+    from hpsearch.study.meta import study_rows
 
     rows = study_rows(connect(cli.url, create=False))
     if as_json:

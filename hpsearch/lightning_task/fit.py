@@ -14,17 +14,45 @@ module's own ``training_step`` / ``validation_step`` and ``self.log`` run unchan
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import lightning.pytorch as pl
 
+from hpsearch.lightning_task.config import LightningTaskConfig
 from hpsearch.lightning_task.module import LoggedMetrics
 
 if TYPE_CHECKING:
-    from hpsearch.lightning_task.task import LightningSetup, LoaderSplit
+    from hpsearch.regularization import Regularization
     from hpsearch.run.training import FitResult
     from hpsearch.study.space import TrialSettings
     from hpsearch.tasks.base import DataSplits
+
+
+class LightningSetup(Protocol):
+    """What training needs of a Lightning task's setup
+    (:class:`hpsearch.lightning_task.task.LightningSetup`, which calls into this module)."""
+
+    @property
+    def block(self) -> LightningTaskConfig: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
+
+    def build_model(self, reg: "Regularization", options: Mapping[str, Any], data: Any = None,
+                    named: "frozenset[str] | None" = None) -> Any: ...
+
+    def datamodule(self, options: Mapping[str, Any], reg: "Regularization | None" = None,
+                   named: "frozenset[str] | None" = None) -> Any: ...
+
+
+class LoaderSplit(Protocol):
+    """What scoring needs of one split (:class:`hpsearch.lightning_task.task.LoaderSplit`)."""
+
+    @property
+    def stage(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
 
 
 def trainer_for(setup: "LightningSetup", accelerator: str, callbacks: Sequence[pl.Callback] = (), max_epochs: int = 1) -> pl.Trainer:

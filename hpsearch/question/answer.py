@@ -48,9 +48,16 @@ def select(study: optuna.Study, budget: int, maximize: bool) -> Selection:
     return Selection(best, len(first), sum(t.state == TrialState.PRUNED for t in first), budget)
 
 
+def tuned_params(definition: Any, trial: FrozenTrial) -> dict[str, Any]:
+    """The settings of a cell's chosen trial that a retrain uses: those that act in the cell's
+    study (see :meth:`~hpsearch.study.definition.StudyDefinition.acting`; a setting that does
+    not act is not part of the retrained configuration)."""
+    return definition.acting(dict(trial.params))
+
+
 def _question_definition(name: str, url: str) -> tuple[optuna.Study, Any]:
     from hpsearch.store.queries import load_study
-    from hpsearch.study.definition import searched_definition
+    from hpsearch.study.stored import searched_definition
 
     hub = load_study(name, url)
     if QUESTION_ATTR not in hub.user_attrs:
@@ -88,7 +95,7 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None =
     if vary == "split":
         check_split_varies(definition, runs[0])
     hashes = {r.cell.key: fingerprint_hash(fingerprint(r.definition)) for r in runs}
-    pairs = [Pair(r.cell.key, dict(sel.params), sel.number, hashes[r.cell.key], s, s if vary == "split" else split)
+    pairs = [Pair(r.cell.key, tuned_params(r.definition, sel), sel.number, hashes[r.cell.key], s, s if vary == "split" else split)
              for r in runs for sel in [selections[r.cell.key].best] if sel is not None for s in range(seeds)]
     astudy = open_answer_study(hub, url, heartbeat)
     first_min_effect = astudy.user_attrs.get("min_effect_first_answer")

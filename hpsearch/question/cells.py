@@ -161,6 +161,15 @@ def cell_config_data(definition: Any, plan: QuestionPlan, cell: Cell) -> dict[st
     return data
 
 
+def check_question(definition: Any) -> None:
+    """A question's design fits the task and the search space (every cell a valid study); a
+    question with baselines is refused (:class:`ConfigError`)."""
+    if definition.config.baselines:
+        raise ConfigError(f"{definition.path}: question: a question study runs no baselines (each level is tuned "
+                          "in its own study); remove baselines, or put them in a study without a question")
+    plan(definition)
+
+
 def cell_definition(definition: Any, plan: QuestionPlan, cell: Cell) -> Any:
     """The cell's study as a :class:`~hpsearch.study.definition.StudyDefinition`."""
     from hpsearch.study.definition import define

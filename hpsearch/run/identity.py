@@ -24,7 +24,7 @@ from hpsearch.study.identity import (
     UID_ATTR,
     UNCHANGEABLE,
     changed_keys,
-    describe_changes,
+    definition_changes,
     fingerprint,
     fingerprint_hash,
 )
@@ -39,7 +39,7 @@ def check_identity(study: optuna.Study, definition: StudyDefinition, url: str, a
     attrs = study.user_attrs
     new = fingerprint(definition)
     old = attrs.get(FINGERPRINT_ATTR)
-    lines = describe_changes(old, new) if old is not None else []
+    lines = definition_changes(old, definition) if old is not None else []
     if old is not None and lines:
         _refuse_or_record(study, definition, url, allow_changes, old, new, lines)
     if UID_ATTR not in attrs:

@@ -27,11 +27,11 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.trial import TrialState
 
-import hpsearch
 from hpsearch.errors import ConfigError, first_line
 from hpsearch.models.checkpoint import checkpoint_dict
 from hpsearch.store.queries import is_feasible, set_study_system_attr, study_system_attrs
 from hpsearch.study.meta import dominates
+from hpsearch.version import __version__
 
 if TYPE_CHECKING:
     from hpsearch.models.base import RegularizedModule
@@ -127,7 +127,7 @@ class ModelKeeper:
         import torch
 
         info = {
-            "hpsearch_version": hpsearch.__version__,
+            "hpsearch_version": __version__,
             "study": definition.config.study,
             "trial": trial.number,
             "task": definition.config.task_ref,

@@ -62,7 +62,7 @@ class Objective:
         except KeyboardInterrupt as exc:  # signals.Interrupted, or Ctrl-C without hpsearch's handler
             trial.set_user_attr("fail_reason", f"{exc or 'interrupted'} (the process was asked to stop)")
             raise
-        except DatabaseFailure as exc:  # the run ends with it (see runner._StopAtTarget)
+        except DatabaseFailure as exc:  # the run ends with it (see stopper.StopAtTarget)
             self.fatal.append(exc)
             raise
         except optuna.TrialPruned:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-import hpsearch
-from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.errors import ConfigError
 from hpsearch.run import signals
 from hpsearch.run.checkpoints import CheckpointDir
 from hpsearch.run.events import EpochEvent
@@ -22,102 +19,40 @@ from hpsearch.run.identity import check_identity, checkpoint_key
 from hpsearch.run.kept_models import ModelKeeper, model_dir_for
 from hpsearch.run.objective import Objective
 from hpsearch.run.settle import settle
-from hpsearch.run.trial_loop import fail_own_running, run_trials
+from hpsearch.run.stopper import MAX_CONSECUTIVE_FAILURES, MAX_SAME_FAILURES, Progress, StopAtTarget, StudyFailingError
+from hpsearch.run.trial_loop import RoundRunner, fail_own_running, run_trials
 from hpsearch.store.connect import connect
 from hpsearch.store.heartbeat import Heartbeat
 from hpsearch.store.queries import check_database, finished_trials
 from hpsearch.store.urls import mask_url
 from hpsearch.study.algorithms import build_pruner, build_sampler
 from hpsearch.study.baselines import check_baseline_count, enqueue_baselines
-from hpsearch.study.config import StudyFile, effective_settings
-from hpsearch.study.definition import StudyDefinition, define
-from hpsearch.study.meta import METRIC_ATTR, RunningBest, record_metric_names, record_study_file
+from hpsearch.study.config import effective_settings
+from hpsearch.study.definition import StudyDefinition
+from hpsearch.study.meta import METRIC_ATTR, record_metric_names, record_study_file
 from hpsearch.tasks.checked import load_checked_data
+from hpsearch.version import __version__
 
 log = logging.getLogger(__name__)
 
-MAX_CONSECUTIVE_FAILURES = 10
-# The same failure reason this many times in a row stops the study at once: it is not chance.
-MAX_SAME_FAILURES = 3
 # Sampler seed offset between workers started together (they all see the same trial count).
 WORKER_SEED_STRIDE = 1_000_003
 
 
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot after one trial, for progress display."""
-
-    trial: FrozenTrial
-    finished: int
-    target: int
-    best: FrozenTrial | None
-    elapsed: float
-    metric: str
-
-
-class StudyFailingError(HPSearchError):
-    """Every recent trial failed: the study stops instead of failing forever."""
-
-
-class _StopAtTarget:
-    """Optuna callback: stop when the study (all workers) has ``target`` finished trials,
-    or after too many consecutive failures; report progress after every trial. A database
-    failure inside the objective (which Optuna would record as one failed trial and go on)
-    and a SQLite file removed meanwhile end the run with that error."""
-
-    def __init__(
-        self, target: int, metric: str, on_progress: Callable[[Progress], None] | None, objective: Objective | None = None
-    ) -> None:
-        self.target = target
-        self.metric = metric
-        self.on_progress = on_progress
-        self.objective = objective
-        self.started = time.perf_counter()
-        self.failures_in_row = 0
-        self.same_failures = 0
-        self.last_reason: str | None = None
-        self.running_best = RunningBest()
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.check(study, trial):
-            study.stop()
-
-    def check(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        """Count the finished trial and report progress; whether the run should stop (for
-        trials run through ask/tell, where ``study.stop`` does not apply)."""
-        if self.objective is not None and self.objective.fatal:
-            raise self.objective.fatal[-1]
-        check_database(study)
-        finished = finished_trials(study)  # one COUNT query: cheap also in a 10,000-trial study
-        self.failures_in_row = self.failures_in_row + 1 if trial.state == TrialState.FAIL else 0
-        reason = trial.user_attrs.get("fail_reason") if trial.state == TrialState.FAIL else None
-        self.same_failures = self.same_failures + 1 if reason is not None and reason == self.last_reason else int(reason is not None)
-        self.last_reason = reason
-        if self.on_progress is not None:
-            self.on_progress(
-                Progress(trial, finished, self.target, self.running_best.update(study, trial), time.perf_counter() - self.started,
-                         self.metric)
-            )
-        return bool(finished >= self.target or self.failing or signals.received())
-
-    @property
-    def failing(self) -> bool:
-        """Too many failures in a row, or the same failure reason too often in a row."""
-        return self.failures_in_row >= MAX_CONSECUTIVE_FAILURES or self.same_failures >= MAX_SAME_FAILURES
-
-
 def create_or_load(
     definition: StudyDefinition, url: str, heartbeat: Heartbeat | None = None, pruner: optuna.pruners.BasePruner | None = None,
-    allow_changes: bool = False,
+    allow_changes: bool = False, sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
     """The study named in the definition on the database at ``url``, created if missing; a
     stored direction that differs from the file's, or a definition that differs from the one
     the study was created with (unless ``allow_changes``), is a :class:`ConfigError` raised
-    before anything is written (see :mod:`hpsearch.run.identity`)."""
+    before anything is written (see :mod:`hpsearch.run.identity`). ``sampler``: the study's
+    sampler (``None``: a random one, for a study only opened, never sampled from here)."""
     config = definition.config
     study = optuna.create_study(
         storage=connect(url, heartbeat=heartbeat), study_name=config.study,
         directions=[StudyDirection[d.upper()] for d in definition.directions], pruner=pruner, load_if_exists=True,
+        sampler=sampler or optuna.samplers.RandomSampler(),
     )
     stored = [d.name.lower() for d in study.directions]
     if stored != definition.directions:
@@ -142,7 +77,7 @@ def record_definition(study: optuna.Study, definition: StudyDefinition) -> None:
         )
     record_study_file(study, definition.text, definition.path, effective_settings(definition.config))
     record_metric_names(study, definition.metrics)
-    wanted = {"hpsearch_version": hpsearch.__version__, METRIC_ATTR: metric, "task": definition.config.task_ref}
+    wanted = {"hpsearch_version": __version__, METRIC_ATTR: metric, "task": definition.config.task_ref}
     for key, value in wanted.items():
         if attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -156,30 +91,34 @@ def preflight(definition: StudyDefinition, url: str) -> None:
 
 
 def open_study(
-    study_file: Union[StudyFile, StudyDefinition],
+    definition: StudyDefinition,
     storage_url: str,
     heartbeat: Heartbeat | None = None,
     checkpoint_dir: str | Path | None = None,
     worker_index: int = 0,
     allow_changes: bool = False,
 ) -> tuple[optuna.Study, Objective]:
-    """Validate, then create or load the study (sampler, pruner, user attrs) and build its
-    objective. All validation (the task's data included) happens before the database is
-    touched. See :func:`run_study` for the other arguments."""
-    definition = define(study_file)
+    """Create or load the study of ``definition`` (checked once, by the caller: see
+    :func:`hpsearch.study.definition.define`) with its sampler, pruner and user attrs, and
+    build its objective. The sampler and pruner are built once, before the database is
+    touched, as is every other check (the task's data included). See :func:`run_study` for
+    the other arguments."""
     config = definition.config
-    build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics))  # validates options early
+    # A fresh study samples from exactly ``seed``; workers started together (same trial
+    # count) are told apart by their index.
+    seed = config.seed + WORKER_SEED_STRIDE * worker_index
+    sampler = build_sampler(config.sampler, seed, definition.path, len(definition.metrics), config.population)
     pruner = optuna.pruners.NopPruner() if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     data = load_checked_data(definition.task, config.seed, definition.path)
     preflight(definition, storage_url)
-    study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes)
-    # A fresh study samples from exactly ``seed``; a resumed one offsets the seed by the trials
-    # already there, so its sampler does not replay the first run's proposals; workers started
-    # together (same trial count) are told apart by their index.
-    sampler_seed = config.seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker_index
-    study.sampler = build_sampler(config.sampler, sampler_seed, population=config.population)
+    study = create_or_load(definition, storage_url, heartbeat, pruner, allow_changes, sampler)
+    # A resumed study offsets the seed by the trials already there, so its sampler does not
+    # replay the first run's proposals: only then is a second sampler built.
+    resumed = len(study.get_trials(deepcopy=False))
+    if resumed:
+        study.sampler = build_sampler(config.sampler, seed + resumed, definition.path, len(definition.metrics), config.population)
     record_definition(study, definition)
-    enqueue_baselines(study, definition)
+    enqueue_baselines(study, definition.config, definition.task, definition.path)
     # Reference numbers a task computes from its data (e.g. a naive baseline's validation MSE).
     for key, value in dict(data.info.get("study_user_attrs", {})).items():
         if study.user_attrs.get(key) != value:
@@ -189,7 +128,7 @@ def open_study(
 
 
 def run_study(
-    study_file: Union[StudyFile, StudyDefinition],
+    definition: StudyDefinition,
     storage_url: str,
     timeout: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -199,8 +138,10 @@ def run_study(
     worker_index: int = 0,
     allow_changes: bool = False,
     on_epoch: Callable[[EpochEvent], None] | None = None,
+    round_runner: RoundRunner | None = None,
 ) -> optuna.Study:
-    """Run ``study_file`` against ``storage_url`` until the study holds ``trials`` finished
+    """Run the study of ``definition`` (a checked study file: see
+    :func:`hpsearch.api.load_study_file`) against ``storage_url`` until the study holds ``trials`` finished
     (complete + pruned) trials in total; returns the Optuna study.
 
     Bad input raises before anything is written. Re-running a finished study runs no trial;
@@ -216,24 +157,26 @@ def run_study(
     started together explore different points. ``allow_changes`` lets a file that differs
     from the study's definition add trials to it (see :mod:`hpsearch.run.identity`). A SIGINT/SIGTERM (after
     :func:`hpsearch.run.signals.install`) fails the running trial and raises
-    :class:`hpsearch.run.signals.Interrupted`.
+    :class:`hpsearch.run.signals.Interrupted`. ``round_runner`` trains a ``population: K``
+    study's trials K at a time (see :mod:`hpsearch.run.trial_loop`; the CLI and the API pass
+    :func:`hpsearch.population.run.optimize_population`).
     """
-    study, objective = open_study(study_file, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
+    study, objective = open_study(definition, storage_url, heartbeat, checkpoint_dir, worker_index, allow_changes)
     objective = dataclasses.replace(objective, on_epoch=on_epoch)
     target = objective.definition.config.trials
     finished = finished_trials(study)
     if on_start is not None:
         on_start(study, finished)
-    stopper = _StopAtTarget(target, objective.definition.metric, on_progress, objective)
+    stopper = StopAtTarget(target, objective.definition.metric, on_progress, objective)
     if finished >= target:
         log.info("study %s already has %d/%d finished trials", study.study_name, finished, target)
     try:
         with signals.deferred():
             if finished < target:
-                run_trials(study, objective, stopper, timeout)
+                run_trials(study, objective, stopper, timeout, round_runner=round_runner)
                 signals.raise_if_received()
             if heartbeat is not None:
-                settle(study, heartbeat, lambda n: run_trials(study, objective, stopper, None, n_trials=n))
+                settle(study, heartbeat, lambda n: run_trials(study, objective, stopper, None, n_trials=n, round_runner=round_runner))
             check_database(study)
     finally:
         fail_own_running(study, objective.started)

@@ -115,11 +115,10 @@ def fit(
 def evaluate(model: RegularizedModule, split: tuple[Any, torch.Tensor]) -> dict[str, float]:
     """The model's metrics on a whole split (moved to the model's device), see
     :meth:`RegularizedModule.score`; for a Lightning task's loader split, its own evaluation
-    (:func:`hpsearch.lightning_task.fit.evaluate_split`)."""
-    from hpsearch.lightning_task.task import LoaderSplit
-
-    if isinstance(split, LoaderSplit):
-        return split.evaluate(model)
+    (:func:`hpsearch.lightning_task.fit.evaluate_split`: a split with its own ``evaluate``)."""
+    own = getattr(split, "evaluate", None)  # a LoaderSplit (hpsearch.lightning_task sits above this module)
+    if own is not None:
+        return dict(own(model))
     return model.score(to_device(split[0], model.device), split[1].to(model.device))
 
 

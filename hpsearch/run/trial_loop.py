@@ -1,23 +1,24 @@
 """The trial loop of one worker: trials one at a time through ``study.optimize``, or
-``population: K`` at a time, until the stopper (see :mod:`hpsearch.run.runner`) says stop."""
+``population: K`` at a time through the round runner its caller hands down (the CLI and the
+API pass :func:`hpsearch.population.run.optimize_population`: this module never imports the
+populations, which sit above it), until the stopper (:mod:`hpsearch.run.stopper`) says stop."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import Callable, Optional
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from hpsearch.errors import DatabaseFailure
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
+from hpsearch.run.stopper import StopAtTarget
 from hpsearch.store.queries import fail_if_running
 from hpsearch.study.definition import StudyDefinition
-
-if TYPE_CHECKING:
-    from hpsearch.run.runner import _StopAtTarget
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,30 @@ def _no_population_reason(definition: StudyDefinition) -> str | None:
     return None
 
 
+#: Trains the study's trials ``size`` at a time until ``check`` (the stopper) says stop, the
+#: timeout passes or ``n_trials`` ran; returns ``False`` when the models cannot be stacked (the
+#: rest then runs one at a time). Arguments: study, objective, size, target, check, timeout,
+#: n_trials. See :func:`hpsearch.population.run.optimize_population`.
+RoundRunner = Callable[[optuna.Study, Objective, int, int, Callable[[optuna.Study, FrozenTrial], bool], Optional[float], Optional[int]],
+                       bool]
+
+
 def run_trials(
-    study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None, n_trials: int | None = None
+    study: optuna.Study, objective: Objective, stopper: StopAtTarget, timeout: float | None, n_trials: int | None = None,
+    round_runner: RoundRunner | None = None,
 ) -> None:
-    """Trials one at a time (:func:`_optimize`), or ``population: K`` at a time (see
-    :mod:`hpsearch.population.run`; a task whose models cannot be stacked falls back to one at
-    a time)."""
+    """Trials one at a time (:func:`_optimize`), or ``population: K`` at a time through
+    ``round_runner`` (a task whose models cannot be stacked falls back to one at a time). A
+    population without a round runner is a programming error (``ValueError``)."""
     size = objective.definition.config.population
     if size > 1 and (why := _no_population_reason(objective.definition)):
         print(f"note: {why}; training one trial at a time (population 1)", file=sys.stderr)
         size = 1
     if size > 1:
-        from hpsearch.population.run import optimize_population
-
+        if round_runner is None:
+            raise ValueError(f"population {size}: run_study needs a round_runner (hpsearch.population.run.optimize_population)")
         started = time.monotonic()
-        if optimize_population(study, objective, size, stopper.target, stopper.check, timeout, n_trials):
+        if round_runner(study, objective, size, stopper.target, stopper.check, timeout, n_trials):
             return
         if timeout is not None:
             timeout = max(1e-3, timeout - (time.monotonic() - started))
@@ -61,7 +71,7 @@ def run_trials(
 
 
 def _optimize(
-    study: optuna.Study, objective: Objective, stopper: _StopAtTarget, timeout: float | None, n_trials: int | None = None
+    study: optuna.Study, objective: Objective, stopper: StopAtTarget, timeout: float | None, n_trials: int | None = None
 ) -> None:
     """``study.optimize`` until the stopper stops it (or ``n_trials`` ran); a trial that another
     worker declared stale while this one still ran it (its heartbeat was late, e.g. during a

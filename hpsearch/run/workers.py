@@ -27,7 +27,6 @@ from hpsearch.store.urls import STORAGE_ENV, STORAGE_FILE_ENV
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.study.config import StudyFile
     from hpsearch.study.definition import StudyDefinition
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -187,7 +186,7 @@ class PoolOutcome:
 
 
 def run_local_pool(
-    study_file: "StudyFile | StudyDefinition",
+    definition: "StudyDefinition",
     url: str,
     workers: int,
     forwarded: Mapping[str, object],
@@ -196,8 +195,9 @@ def run_local_pool(
     on_start: Callable[[PoolStart], None] | None = None,
     allow_changes: bool = False,
 ) -> PoolOutcome:
-    """``hpsearch optimize --workers K``: open the study once (schema, study row), start K
-    workers and wait for them; ``on_start`` is called before they start.
+    """``hpsearch optimize --workers K``: open the study of ``definition`` (checked once, by
+    the caller) once (schema, study row), start K workers and wait for them; ``on_start`` is
+    called before they start. Each worker parses and checks the study file once, at its start.
 
     Worker i gets the global index ``first_index + i`` (sampler seed offset; with
     ``--workers K --worker-index J`` on every node, pass ``first_index = J * K``) and the local
@@ -207,17 +207,16 @@ def run_local_pool(
     from hpsearch.run.runner import create_or_load, preflight
     from hpsearch.store.queries import load_study, study_state_counts
     from hpsearch.study.algorithms import build_pruner, build_sampler
-    from hpsearch.study.definition import define
     from hpsearch.tasks.checked import load_checked_data
 
     check_workers(workers)
-    definition = define(study_file)
     config = definition.config
-    build_sampler(config.sampler, config.seed, definition.path)
-    build_pruner(config.pruner, config.max_epochs, definition.path)
+    # Built here to check them before anything is written; the workers sample with their own.
+    sampler = build_sampler(config.sampler, config.seed, definition.path, len(definition.metrics), config.population)
+    pruner = None if definition.multi else build_pruner(config.pruner, config.max_epochs, definition.path)
     load_checked_data(definition.task, config.seed, definition.path)
     preflight(definition, url)
-    study = create_or_load(definition, url, allow_changes=allow_changes)
+    study = create_or_load(definition, url, pruner=pruner, allow_changes=allow_changes, sampler=sampler)
     cores = available_cores()
     gpus = visible_gpus(os.environ)
     if on_start is not None:

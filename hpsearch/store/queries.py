@@ -95,54 +95,6 @@ def _finished_query() -> Any:
     )
 
 
-def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
-    """One dict per study: name, direction, metric, counts per state, best value."""
-    studies = storage.get_all_studies()
-    counts = state_counts(storage, [s._study_id for s in studies])
-    rows = []
-    for s in studies:
-        c = counts[s._study_id]
-        single = len(s.directions) == 1
-        best = _best_feasible_value(storage, s) if c["complete"] and single else None
-        rows.append(
-            {
-                "study": s.study_name,
-                "direction": s.direction.name.lower() if single else "multi",
-                "metric": s.user_attrs.get("metric"),
-                "complete": c["complete"],
-                "pruned": c["pruned"],
-                "fail": c["fail"],
-                "running": c["running"],
-                "waiting": c["waiting"],
-                "best": best,
-                "question": _question_state(s.user_attrs),
-            }
-        )
-    return rows
-
-
-def _best_feasible_value(storage: optuna.storages.BaseStorage, summary: Any) -> float | None:
-    """The best value among the study's feasible complete trials (Optuna's own best ignores
-    constraints); ``None`` when no complete trial is feasible."""
-    best = storage.get_best_trial(summary._study_id)
-    if is_feasible(best):
-        return best.value
-    from hpsearch.study.meta import best_or_none
-
-    feasible = best_or_none(optuna.Study(summary.study_name, storage))
-    return None if feasible is None else feasible.value
-
-
-def _question_state(user_attrs: dict[str, Any]) -> str | None:
-    """``answered`` / ``question`` for a question's study (see :mod:`hpsearch.question`),
-    ``None`` for any other."""
-    from hpsearch.question import ANSWER_ATTR, QUESTION_ATTR
-
-    if ANSWER_ATTR in user_attrs:
-        return "answered"
-    return "question" if QUESTION_ATTR in user_attrs else None
-
-
 def check_database(study: optuna.Study) -> None:
     """Raise :class:`DatabaseFailure` when the study's SQLite file was removed or replaced
     since it was opened (writes then go to a file nobody will read again)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import os
 import warnings
 from typing import Any
 
@@ -12,6 +14,8 @@ from hpsearch.errors import ConfigError
 from hpsearch.study.config import PrunerConfig, SamplerConfig
 from hpsearch.study.history import BoundedHistorySampler
 from hpsearch.study.option_types import option_type_error
+
+log = logging.getLogger(__name__)
 
 
 def _construct(section: str, kind: str, cls: type, options: dict[str, Any], preset: dict[str, Any], path: str) -> Any:
@@ -78,6 +82,7 @@ def build_sampler(
     sampler = _construct("sampler", cfg.type, _SAMPLERS[cfg.type], options, {"seed": seed}, path)
     if cfg.type in _HISTORY_BOUNDED and cfg.max_history:
         sampler = BoundedHistorySampler(sampler, max_trials=cfg.max_history, keep_best=min(KEEP_BEST, cfg.max_history))
+    log.info("%s sampler built with seed %d (process %d)", cfg.type, seed, os.getpid())
     return sampler
 
 
@@ -89,4 +94,6 @@ def build_pruner(cfg: PrunerConfig, max_epochs: int, path: str = "<config>") -> 
         preset = {"min_resource": 1, "max_resource": max_epochs}
     if cfg.type == "percentile" and "percentile" not in cfg.options:
         raise ConfigError(f"{path}: pruner.percentile: required by the percentile pruner (e.g. 25.0)")
-    return _construct("pruner", cfg.type, _PRUNERS[cfg.type], cfg.options, preset, path)
+    pruner = _construct("pruner", cfg.type, _PRUNERS[cfg.type], cfg.options, preset, path)
+    log.info("%s pruner built (process %d)", cfg.type, os.getpid())
+    return pruner

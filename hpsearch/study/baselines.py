@@ -18,8 +18,6 @@ from hpsearch.tasks.base import Task
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.study.definition import StudyDefinition
-
 #: Trial user attr naming the baseline a trial ran.
 BASELINE_ATTR = "baseline"
 
@@ -85,13 +83,13 @@ def check_baselines(config: StudyConfig, task: Task, path: str) -> dict[str, dic
     return {name: baseline_params(name, dict(settings), config, task, path) for name, settings in config.baselines.items()}
 
 
-def enqueue_baselines(study: "optuna.Study", definition: "StudyDefinition") -> list[str]:
-    """Enqueue each baseline of the definition once per study (a claim in the database keeps
+def enqueue_baselines(study: "optuna.Study", config: StudyConfig, task: Task, path: str) -> list[str]:
+    """Enqueue each baseline of the study file (``config`` checked against ``task``) once per study (a claim in the database keeps
     workers that start together from enqueueing it twice); returns the names enqueued."""
     from hpsearch.store.queries import claim_once
 
     done = []
-    for name, params in check_baselines(definition.config, definition.task, definition.path).items():
+    for name, params in check_baselines(config, task, path).items():
         if claim_once(study, f"hpsearch:baseline:{name}"):
             study.enqueue_trial(params, user_attrs={BASELINE_ATTR: name})
             done.append(name)

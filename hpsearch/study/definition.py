@@ -2,23 +2,28 @@
 
 :func:`define` resolves the task, checks every searched and fixed parameter against the task's
 table, and settles the metric and direction; the runner, the worker pool and verification all
-take the result instead of redoing the checks.
+take the result instead of redoing the checks. A ``question:`` block's design is checked one
+layer up (:func:`hpsearch.question.cells.check_question`, called by
+:func:`hpsearch.api.load_study_file`); the definition a stored study was searched with is
+:func:`hpsearch.study.stored.searched_definition`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
-import optuna
-
-from hpsearch.errors import ConfigError, StudyNotFoundError
+from hpsearch.errors import ConfigError
+from hpsearch.params import REGULARIZATION_DEFAULTS, acting
 from hpsearch.study.baselines import check_baselines
 from hpsearch.study.config import StudyConfig, StudyFile
 from hpsearch.study.meta import StudyMeta, train_metric
 from hpsearch.study.space import check_against_task
 from hpsearch.tasks import Task, resolve_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,16 @@ class StudyDefinition:
     def text(self) -> str:
         return self.file.text
 
+    def acting(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial settings ``params`` (searched values) that act in this study, given the
+        task's defaults and ``fixed`` (see :func:`hpsearch.params.acting`)."""
+        return acting(params, self.settled, self.task.params)
+
+    @property
+    def settled(self) -> dict[str, Any]:
+        """Every unsearched setting: the regularization defaults, the task's, then ``fixed``."""
+        return {**REGULARIZATION_DEFAULTS, **self.task.defaults, **self.config.fixed}
+
     @property
     def meta(self) -> StudyMeta:
         return StudyMeta(self.config.study, self.metric, self.direction)
@@ -109,19 +124,9 @@ def define(study_file: Union[StudyFile, StudyDefinition], stored: bool = False) 
         pairs = tuple((o.metric, o.direction) for o in config.objectives)
         _check_numbers(study_file.path, task, pairs, list(config.constraints))
         definition = StudyDefinition(study_file, task, pairs[0][0], pairs[0][1], pairs if len(pairs) > 1 else (), stored)
-    if config.question is not None:
-        _check_question(definition)
+    # One line per check: a process checks the file it was handed once (see tests/test_parse_once.py).
+    log.info("study file %s checked against task %s (process %d)", study_file.path, task.name, os.getpid())
     return definition
-
-
-def _check_question(definition: StudyDefinition) -> None:
-    """A question's design fits the task and the search space (every cell a valid study)."""
-    from hpsearch.question.cells import plan
-
-    if definition.config.baselines:
-        raise ConfigError(f"{definition.path}: question: a question study runs no baselines (each level is tuned "
-                          "in its own study); remove baselines, or put them in a study without a question")
-    plan(definition)
 
 
 #: Numbers every finished trial stores as user attrs (besides the task's metrics).
@@ -149,30 +154,3 @@ def _check_numbers(path: str, task: Task, pairs: tuple[tuple[str, str], ...], co
             raise ConfigError(f"{path}: {where}: {name!r} is not a number a trial stores; valid: {', '.join(valid)}")
         if name not in valid:
             raise ConfigError(f"{path}: {where}: unknown metric {name!r}; valid: {', '.join(valid)}")
-
-
-def searched_definition(source: optuna.Study) -> StudyDefinition:
-    """The definition the study was searched with: the stored study file with the effective
-    settings of the search (``--seed``, ``--max-epochs``...), checked against its task and
-    against the study's stored fingerprint; a definition that would rebuild anything else (a
-    budget cap now lower than the search's epochs, a file changed by hand) is a
-    :class:`ConfigError`, so verification never trains or splits differently from the search."""
-    from hpsearch.study.config import BUDGET_CAPS
-    from hpsearch.study.identity import FINGERPRINT_ATTR, describe_changes, fingerprint
-    from hpsearch.study.meta import stored_config, stored_study_file
-
-    where = f"{source.study_name} (stored study file)"
-    config = stored_config(source, where)
-    if config is None:
-        raise StudyNotFoundError(f"study {source.study_name!r} has no stored study file; was it made by hpsearch optimize?")
-    definition = define(StudyFile(path=where, text=stored_study_file(source) or "", config=config), stored=True)
-    searched = source.user_attrs.get(FINGERPRINT_ATTR)
-    if searched is not None:
-        changes = describe_changes(searched, fingerprint(definition))
-        if changes:
-            capped = [f"${env}" for env in BUDGET_CAPS.values() if os.environ.get(env, "").strip()]
-            raise ConfigError(
-                f"study {source.study_name!r}: cannot rebuild the configuration it was searched with "
-                f"(searched -> rebuilt: {'; '.join(changes)})" + (f"; {' and '.join(capped)} is set" if capped else "")
-            )
-    return definition

@@ -17,12 +17,11 @@ import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hpsearch.study.config import Range
+from hpsearch.study.meta import FINGERPRINT_ATTR as FINGERPRINT_ATTR  # stored in the study user attr of this name
 
 if TYPE_CHECKING:
     from hpsearch.study.definition import StudyDefinition
 
-#: Study user attr: the fingerprint of the definition the study was created (or last allowed) with.
-FINGERPRINT_ATTR = "hpsearch_fingerprint"
 #: Study user attr: a random id given at creation, so a study deleted and made again is another study.
 UID_ATTR = "hpsearch_study_uid"
 #: Study user attr: the list of changes allowed with ``--allow-changes``.
@@ -78,6 +77,29 @@ _ABSENT = object()
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The keys whose value differs (present in one only counts), sorted."""
     return sorted(k for k in set(old) | set(new) if old.get(k, _ABSENT) != new.get(k, _ABSENT) or (k in old) != (k in new))
+
+
+def definition_changes(old: Mapping[str, Any], definition: "StudyDefinition") -> list[str]:
+    """:func:`describe_changes` from the stored fingerprint ``old`` to ``definition``'s, leaving
+    out ``fixed`` settings that act in neither (see :func:`hpsearch.params.acting`; e.g.
+    ``momentum`` with adamw): changing one does not change what a trial trains."""
+    new = fingerprint(definition)
+    live = _acting_fixed(old, definition) | _acting_fixed(new, definition)
+
+    def view(flat: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in flat.items() if not k.startswith("fixed.") or k[len("fixed."):] in live}
+
+    return describe_changes(view(old), view(new))
+
+
+def _acting_fixed(flat: Mapping[str, Any], definition: "StudyDefinition") -> set[str]:
+    """The ``fixed`` settings of fingerprint ``flat`` that act in some trial of its study."""
+    from hpsearch.params import REGULARIZATION_DEFAULTS, acting
+
+    fixed = {k[len("fixed."):]: v for k, v in flat.items() if k.startswith("fixed.")}
+    searched = {k.split(".")[1] for k in flat if k.startswith("search.")}
+    task = definition.task
+    return set(acting(fixed, {**REGULARIZATION_DEFAULTS, **task.defaults}, task.params, searched))
 
 
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -7,7 +7,7 @@ test split ``test_<name>`` (what ``hpsearch verify`` scores).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
@@ -30,6 +30,13 @@ LEGACY_STUDY_FILE_ATTR = "study_file"
 #: The validation metric after every epoch (a list): kept by retrains, and by the trials of a
 #: study with several objectives, which Optuna lets report nothing.
 CURVE_ATTR = "val_curve"
+#: Study user attr: the fingerprint of the definition the study was created (or last allowed)
+#: with (see :mod:`hpsearch.study.identity`).
+FINGERPRINT_ATTR = "hpsearch_fingerprint"
+#: Study user attr of a question's own study: the design and the cell -> study map (see :mod:`hpsearch.question`).
+QUESTION_ATTR = "hpsearch_question"
+#: Study user attr of a question's own study: its answer (``hpsearch answer --json``).
+ANSWER_ATTR = "hpsearch_answer"
 
 
 def metric_key(metric: str) -> str:
@@ -196,7 +203,6 @@ def stored_effective(study: "optuna.Study") -> dict[str, Any]:
     (studies made before it was stored) the same keys of the stored fingerprint, else ``{}``."""
     from hpsearch.store.queries import study_system_attrs
     from hpsearch.study.config import EFFECTIVE_KEYS
-    from hpsearch.study.identity import FINGERPRINT_ATTR
 
     stored = study_system_attrs(study).get(EFFECTIVE_ATTR)
     if not isinstance(stored, dict):
@@ -237,3 +243,91 @@ def record_metric_names(study: "optuna.Study", metrics: str | list[str]) -> None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # set_metric_names is experimental in Optuna
             study.set_metric_names(names)
+
+
+def study_rows(storage: "optuna.storages.BaseStorage") -> list[dict[str, Any]]:
+    """One dict per study (``hpsearch studies``): name, direction, metric, counts per state,
+    best feasible value, question state."""
+    from hpsearch.store.queries import state_counts
+
+    studies = storage.get_all_studies()
+    counts = state_counts(storage, [s._study_id for s in studies])
+    rows = []
+    for s in studies:
+        c = counts[s._study_id]
+        single = len(s.directions) == 1
+        best = _best_feasible_value(storage, s) if c["complete"] and single else None
+        rows.append(
+            {
+                "study": s.study_name,
+                "direction": s.direction.name.lower() if single else "multi",
+                "metric": s.user_attrs.get("metric"),
+                "complete": c["complete"],
+                "pruned": c["pruned"],
+                "fail": c["fail"],
+                "running": c["running"],
+                "waiting": c["waiting"],
+                "best": best,
+                "question": _question_state(s.user_attrs),
+            }
+        )
+    return rows
+
+
+def _best_feasible_value(storage: "optuna.storages.BaseStorage", summary: Any) -> float | None:
+    """The best value among the study's feasible complete trials (Optuna's own best ignores
+    constraints); ``None`` when no complete trial is feasible."""
+    import optuna
+
+    from hpsearch.store.queries import is_feasible
+
+    best = storage.get_best_trial(summary._study_id)
+    if is_feasible(best):
+        return best.value
+    feasible = best_or_none(optuna.Study(summary.study_name, storage))
+    return None if feasible is None else feasible.value
+
+
+def _question_state(user_attrs: dict[str, Any]) -> str | None:
+    """``answered`` / ``question`` for a question's study (see :mod:`hpsearch.question`),
+    ``None`` for any other."""
+    if ANSWER_ATTR in user_attrs:
+        return "answered"
+    return "question" if QUESTION_ATTR in user_attrs else None
+
+
+def objective_names(study: "optuna.Study") -> list[str]:
+    """The names of the study's objectives (``metric_names``, else ``value``/``value_i``)."""
+    names = study.metric_names
+    if names and len(names) == len(study.directions):
+        return list(names)
+    return ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
+
+
+@dataclass(frozen=True)
+class BestResult:
+    """The best trial of a study, as ``hpsearch best --format json`` prints it."""
+
+    study: str
+    metric: str
+    direction: str
+    value: float
+    params: dict[str, Any]
+    trial: int
+    # Every objective's value by name (a multi-objective study), the baseline a trial ran,
+    # and whether it is feasible and on the Pareto front; empty/None for plain studies.
+    values: dict[str, float] | None = None
+    baseline: str | None = None
+    feasible: bool = True
+    on_front: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("values", "baseline"):  # absent for a plain study, as in hpsearch 0.1
+            if out[key] is None:
+                del out[key]
+        if self.feasible:
+            del out["feasible"]
+        if self.values is None:
+            del out["on_front"]
+        return out

@@ -26,7 +26,7 @@ import optuna
 from common import QUICKSTART_SEARCH, result, study_file
 from fake_trials import bulk_fill
 
-from hpsearch.run.runner import _StopAtTarget
+from hpsearch.run.stopper import StopAtTarget
 from hpsearch.store.connect import connect
 from hpsearch.study.space import suggest
 from hpsearch.tasks import resolve_task
@@ -64,7 +64,7 @@ def time_hpsearch(url: str, name: str, n: int, measure: int) -> tuple[float, flo
     study = optuna.create_study(storage=connect(url), study_name=name, direction="maximize",
                                 sampler=build_sampler(sf.config.sampler, 0), load_if_exists=True)
     bulk_fill(study, n)
-    stopper = _StopAtTarget(n + WARMUP + measure, "val_acc", None)
+    stopper = StopAtTarget(n + WARMUP + measure, "val_acc", None)
     return timed(study, noop_objective(sf.config, task), measure, [stopper])
 
 

@@ -77,7 +77,7 @@ def build_report(
     clock = _Clock()
     study = load_study(study_name, url)  # a missing study is an error before any output
     out.mkdir(parents=True, exist_ok=True)
-    from hpsearch.question import QUESTION_ATTR
+    from hpsearch.study.meta import QUESTION_ATTR
 
     if QUESTION_ATTR in study.user_attrs:  # a question's study: its levels are linked studies
         return _question_report(study, out, started)
@@ -120,7 +120,7 @@ def _question_report(study: Any, out: Path, started: float) -> ReportResult:
     from hpsearch.analysis.report.question import question_section
 
     page = _Page(out)
-    from hpsearch.question import ANSWER_ATTR
+    from hpsearch.study.meta import ANSWER_ATTR
 
     text = question_section(page, study.user_attrs.get(ANSWER_ATTR), study.study_name, study)
     path = out / "report.html"

@@ -10,9 +10,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.console import objective_names
 from hpsearch.store.queries import is_feasible
-from hpsearch.study.meta import CURVE_ATTR, StudyMeta, best_or_none, pareto_front, primary_value, stored_study_file
+from hpsearch.study.meta import CURVE_ATTR, StudyMeta, best_or_none, objective_names, pareto_front, primary_value, stored_study_file
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,8 @@ def boundaries_png(answer: dict[str, Any], hub: Any, path: Path) -> Path | None:
     cells, columns: levels), retrained again here (deterministic from its seed)."""
     from hpsearch.question.optimize import cell_runs
     from hpsearch.run.training import fit
-    from hpsearch.study.definition import searched_definition
     from hpsearch.study.space import settings_for
+    from hpsearch.study.stored import searched_definition
 
     definition = searched_definition(hub)
     runs = {r.cell.key: r for r in cell_runs(definition)[1]}
