@@ -133,10 +133,16 @@ class PopulationModule(pl.LightningModule):
         per-member validation."""
         opt = cast(PopulationOptimizer, self.optimizers(use_pl_optimizer=False))
         epoch = batch.to(self.device)
-        x, y = epoch.train
+        self.train_epoch(*epoch.train, opt, self._backward_fn())
+        metrics = self.member_metrics(*epoch.val)
+        self.val_metrics = {f"val_{name}": value.tolist() for name, value in metrics.items()}
+        self.epochs_validated += 1
+
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, opt: PopulationOptimizer, backward: Any = torch.Tensor.backward) -> None:
+        """One pass of every member over its own shuffled order of (``x``, ``y``); sets
+        :attr:`train_losses`."""
         n = y.shape[0]
         orders = torch.stack([torch.randperm(n, generator=g) for g in self.generators]).to(self.device)
-        backward = self._backward_fn()
         sums = torch.zeros(self.size, device=self.device)
         batches = 0
         for start in range(0, n, self.batch_size):
@@ -148,9 +154,6 @@ class PopulationModule(pl.LightningModule):
             backward((losses + opt.penalty()).sum())
             opt.step()
         self.train_losses = (sums / max(1, batches)).tolist()
-        metrics = self.member_metrics(*epoch.val)
-        self.val_metrics = {f"val_{name}": value.tolist() for name, value in metrics.items()}
-        self.epochs_validated += 1
 
     def _backward_fn(self) -> Any:
         """``Tensor.backward`` on one device in full precision, else Lightning's ``manual_backward``."""
