@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
+from hpsearch.console import population_note
 from hpsearch.errors import DatabaseFailure
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
@@ -45,7 +46,7 @@ def run_trials(
     a time)."""
     size = objective.definition.config.population
     if size > 1 and (why := _no_population_reason(objective.definition)):
-        print(f"note: {why}; training one trial at a time (population 1)", file=sys.stderr)
+        print(population_note(objective.definition.task.name, why), file=sys.stderr)
         size = 1
     if size > 1:
         from hpsearch.population.run import optimize_population
