@@ -189,14 +189,17 @@ def step_part(epochs: int, repeats: int) -> None:
     print(f"step: {k} stacked digits MLPs {x.shape[1]}-{STEP_WIDTH}-{STEP_WIDTH}-10, dropout, batch {STEP_BATCH}, AdamW, "
           f"{epochs} epoch(s) of {y.shape[0]} examples, best of {repeats}; {torch.get_num_threads()} torch thread(s); "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    timings = {}
-    for name, fn in (("plain", lambda: plain_epoch(x, y, k, epochs)),
-                     ("matmul", lambda: plain_epoch(x, y, k, epochs, matmul_only=True)),
-                     ("product", lambda: product_epoch(x, y, k, epochs)),
-                     ("one model", lambda: plain_epoch(x, y, 1, epochs))):
+    variants = {"plain": lambda: plain_epoch(x, y, k, epochs),
+                "matmul": lambda: plain_epoch(x, y, k, epochs, matmul_only=True),
+                "product": lambda: product_epoch(x, y, k, epochs),
+                "one model": lambda: plain_epoch(x, y, 1, epochs)}
+    for fn in variants.values():
         fn()  # warm-up
-        runs = [fn() for _ in range(repeats)]
-        timings[name] = min(seconds / steps for seconds, steps in runs) * 1e3
+    timings = {name: math.inf for name in variants}
+    for _ in range(repeats):  # interleaved, so that a change of load hits every variant alike
+        for name, fn in variants.items():
+            seconds, steps = fn()
+            timings[name] = min(timings[name], seconds / steps * 1e3)
     print(f"  (a) plain PyTorch stacked loop: {timings['plain']:.3f} ms/step "
           f"(one model alone: {timings['one model']:.3f} ms/step)", flush=True)
     print(f"  (b) matrix products alone:      {timings['matmul']:.3f} ms/step", flush=True)
@@ -283,7 +286,7 @@ def main() -> None:
     parser.add_argument("--toy2d-epochs", type=int, default=200)
     parser.add_argument("--toy2d-population", type=int, default=64)
     parser.add_argument("--step-epochs", type=int, default=3, help="epochs of each timed run of the step part")
-    parser.add_argument("--step-repeats", type=int, default=3)
+    parser.add_argument("--step-repeats", type=int, default=5)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of each command and of the step part (1: steadier timings on a shared machine)")
