@@ -10,7 +10,7 @@ import torch
 from hpsearch.models.base import ClassifierModule
 from hpsearch.models.mlp import mlp
 from hpsearch.population.module import population_of
-from hpsearch.population.stacked import StackedDropout, Unsupported, stack
+from hpsearch.population.stacked import StackedDropout, StackedLinear, Unsupported, stack
 from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
 
 K = 3
@@ -56,7 +56,7 @@ def test_population_steps_equal_single_steps(optimizer: str, l2_mode: str, l2_sc
             loss.backward()
             single_opt.step()
         opt.zero_grad()
-        (pop.member_losses(pop(X), Y.expand(K, -1)) + opt.penalty()).sum().backward()
+        pop.member_losses(pop(X), Y.expand(K, -1)).sum().backward()  # the penalty gradient comes from opt.step()
         opt.step()
     for k, model in enumerate(singles):
         single_params = [p for p in model.net.parameters()]
@@ -89,7 +89,7 @@ def test_members_with_different_batchnorm_placements_step_like_single_models() -
             (model.loss_fn(model(X), Y) + l2_penalty(model.net, reg)).backward()
             single_opt.step()
         opt.zero_grad()
-        (pop.member_losses(pop(X), Y.expand(K, -1)) + opt.penalty()).sum().backward()
+        pop.member_losses(pop(X), Y.expand(K, -1)).sum().backward()  # the penalty gradient comes from opt.step()
         opt.step()
     pop.eval()
     for k, model in enumerate(singles):
@@ -113,10 +113,78 @@ def test_dropout_members_stack_with_members_without_dropout() -> None:
 
 
 def test_different_graphs_do_not_stack() -> None:
-    with pytest.raises(Unsupported):
-        stack([mlp(6, 3, 5, 2, Regularization(), X), mlp(6, 3, 7, 2, Regularization(), X)])
+    with pytest.raises(Unsupported):  # depth
+        stack([mlp(6, 3, 5, 2, Regularization(), X), mlp(6, 3, 5, 1, Regularization(), X)])
+    with pytest.raises(Unsupported):  # output size
+        stack([mlp(6, 3, 5, 2, Regularization(), X), mlp(6, 4, 5, 2, Regularization(), X)])
     with pytest.raises(Unsupported):
         stack([torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))])
+
+
+def _linears(net: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in net.modules() if isinstance(m, (torch.nn.Linear, StackedLinear))]
+
+
+WIDE = [  # (activation, width, batchnorm, data set): members a population of mixed shapes holds
+    ("relu", 8, "none", 0), ("tanh", 3, "after_activation", 1), ("sigmoid", 5, "after_activation", 0),
+    ("tanh", 8, "none", 1), ("leaky_relu", 1, "none", 0),
+]
+
+
+@pytest.mark.parametrize("optimizer,l2_mode", list(itertools.product(["adamw", "sgd"], ["decoupled", "loss"])))
+def test_an_epoch_of_mixed_widths_activations_and_data_equals_single_epochs(optimizer: str, l2_mode: str) -> None:
+    # members differ in activation, hidden width, BatchNorm and data set (same shapes): one
+    # population epoch (per-member batch order, one stacked step per batch) equals each member's
+    # own epoch alone; the units a narrow member lacks stay exactly zero. (BatchNorm after the
+    # activation: a bias right before BN has a zero gradient up to rounding, which Adam amplifies)
+    datasets = [(torch.randn(37, 6), torch.randint(0, 3, (37,))) for _ in range(2)]
+    regs = [Regularization(learning_rate=0.03 * (i + 1), weight_decay=0.05, l2_mode=l2_mode, l2_scope=scope, optimizer=optimizer,
+                           batchnorm=bn, activation=act, momentum=0.9, input_norm="standardize")
+            for i, ((act, _w, bn, _d), scope) in enumerate(zip(WIDE, ["all", "weights", "fc", "all", "all"]))]
+
+    def single(i: int) -> ClassifierModule:
+        torch.manual_seed(i)
+        return ClassifierModule(mlp(6, 3, WIDE[i][1], 2, regs[i], datasets[WIDE[i][3]][0]), regs[i])
+
+    singles = [single(i) for i in range(len(WIDE))]
+    sources = [single(i) for i in range(len(WIDE))]
+    pop = population_of(sources, regs, list(range(len(WIDE))), batch_size=8)
+    opt = pop.configure_optimizers()
+    xs = torch.stack([datasets[d][0] for *_, d in WIDE])
+    ys = torch.stack([datasets[d][1] for *_, d in WIDE])
+    for _ in range(2):
+        pop.train()
+        steps = pop.train_epoch(xs, ys, opt, per_member=True)
+    assert steps == 5 and pop.optimizer_steps == 0  # optimizer_steps counts Lightning epochs only
+    for i, model in enumerate(singles):
+        single_opt = make_optimizer(model.net, regs[i])
+        x, y = datasets[WIDE[i][3]]
+        gen = torch.Generator().manual_seed(i)
+        for _ in range(2):
+            model.train()
+            order = torch.randperm(37, generator=gen)
+            for start in range(0, 37, 8):
+                index = order[start:start + 8]
+                single_opt.zero_grad()
+                loss = model.loss_fn(model(x[index]), y[index])
+                (loss + l2_penalty(model.net, regs[i])).backward()
+                single_opt.step()
+        for a, b in zip(_linears(model.net), _linears(pop.net)):
+            w = b.weight[i]
+            assert torch.allclose(a.weight, w[: a.weight.shape[0], : a.weight.shape[1]], atol=1e-5), (i, a)
+            assert torch.allclose(a.bias, b.bias[i, 0, : a.bias.shape[0]], atol=1e-5)
+            assert (w[a.weight.shape[0]:] == 0).all() and (w[:, a.weight.shape[1]:] == 0).all()  # masked units
+            assert (b.bias[i, 0, a.bias.shape[0]:] == 0).all()
+        model.eval()
+        pop.eval()
+        assert torch.allclose(model(x), pop(xs)[i], atol=1e-5)
+        pop.net.write_member(i)  # the member's own network gets its trained weights back
+        sources[i].eval()
+        assert torch.allclose(model(x), sources[i](x), atol=1e-5)
+    metrics = pop.member_metrics(xs, ys, per_member=True)
+    for i, model in enumerate(singles):
+        x, y = datasets[WIDE[i][3]]
+        assert metrics["acc"][i] == model.evaluate(x, y)["acc"]
 
 
 def test_dropping_members_keeps_the_others() -> None:
@@ -162,6 +230,10 @@ def test_population_members_are_trials_with_the_results_of_single_trials(write_s
         assert b.user_attrs["seed"] == a.user_attrs["seed"] and b.user_attrs["epochs"] == 2
         assert b.user_attrs["train_val_gap"] == pytest.approx(b.user_attrs["train_acc"] - b.user_attrs["val_acc"])
         assert b.user_attrs["final_train_loss"] == pytest.approx(a.user_attrs["final_train_loss"], rel=0.05)
+        # the result attrs come from the single-trial code: the same names (a member keeps no model), equal counts
+        assert set(a.user_attrs) - {"model_artifact"} <= set(b.user_attrs), set(a.user_attrs) - set(b.user_attrs)
+        for key in ("optimizer_steps", "param_count", "l2_param_count", "decay_shrinkage"):
+            assert b.user_attrs.get(key) == pytest.approx(a.user_attrs.get(key)), key
     sizes = [(t.user_attrs["population"], t.user_attrs["population_index"]) for t in together.trials]
     assert sum(1 for s, _ in sizes if s == 1) >= 1  # the third trial: a round of one
     assert all(0 <= i < s for s, i in sizes)
@@ -192,7 +264,8 @@ def test_a_task_that_cannot_stack_runs_one_trial_at_a_time(write_study, sqlite_u
                        fixed={"batch_size": 256, "channels": 2, "hidden_units": 8})
     study = run_study(load_study_file(path), sqlite_url, round_runner=optimize_population)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert "cannot train populations" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert err.count("cannot train populations") == 1, err  # decided once, before the first round
 
 
 def test_population_must_be_positive(write_study) -> None:

@@ -24,10 +24,10 @@ from hpsearch.population.optim import PopulationOptimizer
 from hpsearch.population.stacked import StackedNet, Unsupported, stack
 from hpsearch.regularization import Regularization
 
-__all__ = ["PopulationEpoch", "PopulationFeed", "PopulationModule", "population_of"]
+__all__ = ["PopulationEpoch", "PopulationFeed", "PopulationModule", "module_kind", "population_of"]
 
 
-def _kind(module: RegularizedModule) -> str:
+def module_kind(module: RegularizedModule) -> str:
     """``classifier`` / ``regressor`` for the stock modules; anything else is unsupported
     (a custom module may change the loss or the metrics)."""
     if type(module) is ClassifierModule:
@@ -38,10 +38,13 @@ def _kind(module: RegularizedModule) -> str:
 
 
 class PopulationEpoch:
-    """One epoch's data: the training split and the validation split (moved to the device once)."""
+    """One epoch's data: the training split and the validation split (moved to the device once).
+    ``per_member``: each tensor has a leading member dimension (members on different data sets
+    of the same shape), else every member sees the same split."""
 
-    def __init__(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.train, self.val = train, val
+    def __init__(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+                 per_member: bool = False) -> None:
+        self.train, self.val, self.per_member = train, val, per_member
 
     def to(self, device: torch.device) -> "PopulationEpoch":
         if self.train[1].device != device:
@@ -53,8 +56,9 @@ class PopulationEpoch:
 class PopulationFeed:
     """A one-item-per-epoch "dataloader" handing the :class:`PopulationEpoch` to the module."""
 
-    def __init__(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.epoch = PopulationEpoch(train, val)
+    def __init__(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+                 per_member: bool = False) -> None:
+        self.epoch = PopulationEpoch(train, val, per_member)
 
     def __len__(self) -> int:
         return 1
@@ -91,6 +95,7 @@ class PopulationModule(pl.LightningModule):
         self.val_metrics: dict[str, list[float]] = {}
         self.train_losses: list[float] = []
         self.epochs_validated = 0
+        self.optimizer_steps = 0  # optimizer steps taken (for decay_shrinkage), as a single trial counts them
         self._opt: PopulationOptimizer | None = None
 
     @property
@@ -116,13 +121,22 @@ class PopulationModule(pl.LightningModule):
             return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none").view(k, -1).mean(1)
         return (out - y).pow(2).flatten(1).mean(1)
 
-    def member_metrics(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-member metrics on a whole split (eval mode, no gradients): (K,) tensors by short name."""
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        """The current members' rows of a per-member tensor stacked for the original population."""
+        if t.shape[0] == self.size:
+            return t
+        return t.index_select(0, torch.tensor([m.index for m in self.members], device=t.device))
+
+    def member_metrics(self, x: torch.Tensor, y: torch.Tensor, per_member: bool = False) -> dict[str, torch.Tensor]:
+        """Per-member metrics on a whole split (eval mode, no gradients): (K,) tensors by short name.
+        ``per_member``: ``x`` and ``y`` hold one split per member of the original population."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
+            if per_member:
+                x, y = self.rows(x), self.rows(y)
             out = self.net(x)
-            ys = y.unsqueeze(0).expand(out.shape[0], *y.shape)
+            ys = y if per_member else y.unsqueeze(0).expand(out.shape[0], *y.shape)
             losses = self.member_losses(out, ys)
             metrics = {"acc": (out.argmax(-1) == ys).float().mean(1), "loss": losses} if self.kind == "classifier" else {"mse": losses}
         self.train(was_training)
@@ -133,24 +147,40 @@ class PopulationModule(pl.LightningModule):
         per-member validation."""
         opt = cast(PopulationOptimizer, self.optimizers(use_pl_optimizer=False))
         epoch = batch.to(self.device)
-        x, y = epoch.train
-        n = y.shape[0]
-        orders = torch.stack([torch.randperm(n, generator=g) for g in self.generators]).to(self.device)
-        backward = self._backward_fn()
-        sums = torch.zeros(self.size, device=self.device)
-        batches = 0
-        for start in range(0, n, self.batch_size):
-            index = orders[:, start : start + self.batch_size]
-            opt.zero_grad(set_to_none=True)
-            losses = self.member_losses(self.net(x[index]), y[index])
-            sums += losses.detach()
-            batches += 1
-            backward((losses + opt.penalty()).sum())
-            opt.step()
-        self.train_losses = (sums / max(1, batches)).tolist()
-        metrics = self.member_metrics(*epoch.val)
+        self.optimizer_steps += self.train_epoch(*epoch.train, opt, self._backward_fn(), per_member=epoch.per_member)
+        metrics = self.member_metrics(*epoch.val, per_member=epoch.per_member)
         self.val_metrics = {f"val_{name}": value.tolist() for name, value in metrics.items()}
         self.epochs_validated += 1
+
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, opt: PopulationOptimizer, backward: Any = torch.Tensor.backward,
+                    per_member: bool = False) -> int:
+        """One pass of every member over its own shuffled order of (``x``, ``y``) (one split per
+        member of the original population with ``per_member``); sets :attr:`train_losses`, returns
+        the number of optimizer steps.
+        Per step: one gather of every member's batch from inputs standardized once per epoch,
+        one forward (one dropout draw), backward and one optimizer step; no host syncs."""
+        k = self.size
+        if per_member:
+            x, y = self.rows(x), self.rows(y)
+        n = y.shape[1] if per_member else y.shape[0]
+        orders = torch.stack([torch.randperm(n, generator=g) for g in self.generators]).to(self.device)
+        inputs = self.net.inputs(x)  # (N, F) shared, or (K, N, F)
+        offsets = torch.arange(k, device=self.device).unsqueeze(1) * n
+        stacked = per_member or inputs.dim() > x.dim()
+        flat_x, x_index = (inputs.reshape(k * n, *inputs.shape[2:]), orders + offsets) if stacked else (inputs, orders)
+        flat_y, y_index = (y.reshape(k * n, *y.shape[2:]), orders + offsets) if per_member else (y, orders)
+        params = list(self.net.parameters())
+        losses_of_batches = []
+        for start in range(0, n, self.batch_size):
+            end = start + self.batch_size
+            losses = self.member_losses(self.net.body(flat_x[x_index[:, start:end]]), flat_y[y_index[:, start:end]])
+            losses_of_batches.append(losses.detach())
+            for p in params:
+                p.grad = None
+            backward(losses.sum())
+            opt.step()
+        self.train_losses = torch.stack(losses_of_batches).mean(0).tolist() if losses_of_batches else [0.0] * k
+        return len(losses_of_batches)
 
     def _backward_fn(self) -> Any:
         """``Tensor.backward`` on one device in full precision, else Lightning's ``manual_backward``."""
@@ -175,7 +205,7 @@ def population_of(
 ) -> PopulationModule:
     """Stack single-trial modules (built by the task, each from its own seed) into one
     :class:`PopulationModule`; raises :class:`~hpsearch.population.stacked.Unsupported`."""
-    kinds = {_kind(m) for m in singles}
+    kinds = {module_kind(m) for m in singles}
     if len(kinds) != 1:
         raise Unsupported("the members are different kinds of module")
     net = stack([m.net for m in singles])

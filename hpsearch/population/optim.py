@@ -3,8 +3,14 @@
 :class:`PopulationOptimizer` updates stacked parameters (leading member dimension) exactly as
 :func:`hpsearch.regularization.make_optimizer` would update each member alone: AdamW, Adam with
 decoupled weight decay (the same update) or SGDW (SGD with momentum and decoupled decay), per-member learning rate, weight
-decay, momentum, ``l2_mode`` and ``l2_scope``. :meth:`PopulationOptimizer.penalty` is the
-per-member ``l2_mode: loss`` term λ·Σw²/2 over each member's in-scope parameters.
+decay, momentum, ``l2_mode`` and ``l2_scope``. The ``l2_mode: loss`` term λ·Σw²/2 over each
+member's in-scope parameters enters through its gradient λ·w, which :meth:`~PopulationOptimizer.step`
+adds to the data gradient (what autograd adds when the term is in the loss);
+:meth:`PopulationOptimizer.penalty` gives its value.
+
+A population whose members all use Adam(W), or all SGD, is updated with ``torch._foreach_*``
+kernels over all parameters at once (per-member settings as (K, 1, ...) tensors), so a step
+costs a fixed number of kernel launches whatever the number of parameters.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class PopulationOptimizer(torch.optim.Optimizer):
             "lr": _column([r.learning_rate for r in regs], dev, nd),
             "decay": _column([r.weight_decay if s and r.l2_mode == "decoupled" else 0.0 for r, s in zip(regs, scoped)], dev, nd),
             "penalty": _column([r.weight_decay if s and r.l2_mode == "loss" else 0.0 for r, s in zip(regs, scoped)], dev, 1),
+            "penalty_grad": _column([r.weight_decay if s and r.l2_mode == "loss" else 0.0 for r, s in zip(regs, scoped)], dev, nd),
             "momentum": _column([r.momentum for r in regs], dev, nd),
             "sgd": _column([float(r.optimizer == "sgd") for r in regs], dev, nd).bool(),
         }
@@ -74,15 +81,13 @@ class PopulationOptimizer(torch.optim.Optimizer):
 
     def penalty(self) -> torch.Tensor:
         """Per-member ``l2_mode: loss`` terms, shape (K,): λ_k·Σw²/2 over member k's in-scope
-        parameters (0 for decoupled members)."""
-        total: torch.Tensor | None = None
-        for p in self.param_groups[0]["params"] if self._any_loss else ():
-            coef = self._settings(p)["penalty"]
-            term = coef * p.pow(2).flatten(1).sum(1) / 2
-            total = term if total is None else total + term
-        if total is None:
-            first = self.param_groups[0]["params"][0]
-            return torch.zeros(first.shape[0], device=first.device)
+        parameters (0 for decoupled members). Its gradient is added by :meth:`step`: do not add
+        it to the loss that is backpropagated."""
+        params = self.param_groups[0]["params"]
+        total = torch.zeros(params[0].shape[0], device=params[0].device)
+        if self._any_loss:
+            for p in params:
+                total = total + self._settings(p)["penalty"] * p.detach().pow(2).flatten(1).sum(1) / 2
         return total
 
     @property
@@ -90,38 +95,98 @@ class PopulationOptimizer(torch.optim.Optimizer):
         return any(r.optimizer == "sgd" for r in self.regs)
 
     @property
+    def _all_sgd(self) -> bool:
+        return all(r.optimizer == "sgd" for r in self.regs)
+
+    @property
     def _any_loss(self) -> bool:
         return any(r.l2_mode == "loss" and r.weight_decay > 0 for r in self.regs)
 
+    @property
+    def _any_decay(self) -> bool:
+        return any(r.l2_mode == "decoupled" and r.weight_decay > 0 for r in self.regs)
+
+    def _columns(self, params: list[torch.Tensor], key: str) -> list[torch.Tensor]:
+        return [self._settings(p)[key] for p in params]
+
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        """One update of every member (AdamW, Adam-decoupled and SGD as torch computes them)."""
+        """One update of every member (AdamW, Adam-decoupled and SGD as torch computes them),
+        with the gradient λ·w of the ``l2_mode: loss`` members' penalty added first."""
         self.step_count += 1
+        params = [p for p in self.param_groups[0]["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        if self._any_loss:
+            torch._foreach_add_(grads, torch._foreach_mul(params, [self._settings(p)["penalty_grad"] for p in params]))
+        if self._all_sgd:
+            self._sgd(params, grads)
+        elif not self._any_sgd:
+            self._adam(params, grads)
+        else:
+            self._mixed(params, grads)
+
+    def _adam(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """Adam(W) for every member: moments, decoupled decay, then the moment step."""
+        b1, b2 = BETAS
+        t = self.step_count
+        bc1, bc2_sqrt = 1 - b1**t, math.sqrt(1 - b2**t)
+        ms, vs = self._state_lists(params, ("exp_avg", "exp_avg_sq"))
+        torch._foreach_lerp_(ms, grads, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, EPS)
+        if self._any_decay:
+            torch._foreach_mul_(params, self._columns(params, "shrink"))
+        update = torch._foreach_div(ms, denom)
+        torch._foreach_mul_(update, torch._foreach_div(self._columns(params, "lr"), bc1))
+        torch._foreach_sub_(params, update)
+
+    def _sgd(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """SGDW for every member (hpsearch.regularization.SGDW): the momentum buffer, the decay
+        apart from the gradient step (it never enters the buffer), then the step."""
+        bufs = self._state_lists(params, ("momentum_buffer",), grads)[0]
+        if self.step_count > 1:
+            torch._foreach_mul_(bufs, self._columns(params, "momentum"))
+            torch._foreach_add_(bufs, grads)
+        if self._any_decay:
+            torch._foreach_mul_(params, self._columns(params, "shrink"))
+        torch._foreach_sub_(params, torch._foreach_mul(bufs, self._columns(params, "lr")))
+
+    def _state_lists(self, params: list[torch.Tensor], keys: Sequence[str],
+                     first: list[torch.Tensor] | None = None) -> list[list[torch.Tensor]]:
+        """The state tensors ``keys`` of every parameter (zeros, or a copy of ``first``, at the start)."""
+        out: list[list[torch.Tensor]] = [[] for _ in keys]
+        for i, p in enumerate(params):
+            state = self.state[p]
+            for j, key in enumerate(keys):
+                if key not in state:
+                    state[key] = first[i].clone() if first is not None else torch.zeros_like(p)
+                out[j].append(state[key])
+        return out
+
+    def _mixed(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """Adam(W) and SGD members in one population: both updates, each member takes its own."""
         t = self.step_count
         b1, b2 = BETAS
         bc1, bc2_sqrt = 1 - b1**t, math.sqrt(1 - b2**t)
-        for p in self.param_groups[0]["params"]:
-            if p.grad is None:
-                continue
-            g, s = p.grad, self._settings(p)
+        for p, g in zip(params, grads):
+            s = self._settings(p)
             state = self.state[p]
             if not state:
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
                 state["momentum_buffer"] = g.clone()
-            elif self._any_sgd:
+            else:
                 state["momentum_buffer"].mul_(s["momentum"]).add_(g)
             lr = s["lr"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if not self._any_sgd:
-                # Adam(W) in place: decoupled decay, then the moment step
-                p.mul_(s["shrink"]).sub_(m.div(v.sqrt().div_(bc2_sqrt).add_(EPS)).mul_(lr / bc1))
-                continue
             adam = p * s["shrink"] - (lr / bc1) * m / (v.sqrt() / bc2_sqrt + EPS)
-            # SGD is SGDW (hpsearch.regularization.SGDW): the decay shrinks the parameter apart
-            # from the gradient step and never enters the momentum buffer
             buf = state["momentum_buffer"]
             p.copy_(torch.where(s["sgd"], p * s["shrink"] - lr * buf, adam))
 

@@ -2,9 +2,16 @@
 each group as one :class:`~hpsearch.population.module.PopulationModule` inside one Lightning
 ``fit``, and tell every member's result as its own trial.
 
+Members whose models stack (:func:`~hpsearch.population.stacked.signature`: same depth, input
+and output size; activation, hidden widths, BatchNorm, dropout and optimizer settings may
+differ) and whose data have the same shapes (one data set, or several of the same shape fed per
+member) train as one population. Whether the task's models stack at all is decided once, before
+the first round.
+
 Every member keeps the guarantees of a single trial: its own seed (``seed + trial number``)
 for initialization and batch order, its own intermediate values and pruning decision, the
-same user attrs (plus ``population`` — the size of its group — and ``population_index``), a
+same user attrs, computed by the same code from the member's own trained network (plus
+``population`` — the size of its group — and ``population_index``), a
 NaN loss prunes only that member, heartbeats for every member of the round from the moment it
 is asked, and no member is left RUNNING when the worker is interrupted (a SIGKILLed worker's
 members go stale and are failed and re-run by a survivor, as for single trials). Re-runs start
@@ -26,20 +33,20 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import DatabaseFailure, describe_exception
-from hpsearch.population.module import PopulationFeed, PopulationModule, population_of
-from hpsearch.population.stacked import Unsupported
+from hpsearch.console import population_note
+from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
+from hpsearch.population.module import PopulationFeed, PopulationModule, module_kind, population_of
+from hpsearch.population.stacked import Unsupported, signature
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
-from hpsearch.run.training import fit_catching, quiet_lightning
+from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
 from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, set_trial_user_attrs, trial_id
-from hpsearch.study.meta import metric_key, train_metric
-from hpsearch.study.space import TrialSettings
+from hpsearch.study.space import TrialSettings, settings_for
 from hpsearch.tasks.base import DataSplits
 
 log = logging.getLogger(__name__)
 
-__all__ = ["optimize_population", "group_key"]
+__all__ = ["optimize_population", "group_key", "why_not_stacked"]
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Member:
     data: DataSplits
     seed: int
     index: int = -1  # position in its group's population
+    single: Any = None  # the model the task built for it (its trained weights are written back)
     attrs: dict[str, Any] = field(default_factory=dict)
     state: TrialState | None = None
     value: float | None = None
@@ -65,14 +73,41 @@ def group_key(settings: TrialSettings) -> tuple[Any, ...]:
     return (settings.reg.activation, options)
 
 
+def _data_shapes(data: DataSplits) -> tuple[Any, ...]:
+    return tuple((tuple(t.shape), t.dtype) for t in (*data.train, *data.val))
+
+
+def _stack_key(member: Member) -> tuple[Any, ...]:
+    """Members with equal keys train as one population (raises :class:`Unsupported`)."""
+    net = member.single.net
+    return (module_kind(member.single), signature(net), int(member.settings.options.get("batch_size", 64)),
+            _data_shapes(member.data))
+
+
+def why_not_stacked(objective: Objective) -> str | None:
+    """Why the task's models cannot train as populations, from one model built with the task's
+    defaults and the study's fixed settings before the first round (``None``: they can, or the
+    probe could not tell and each round decides)."""
+    task, config = objective.definition.task, objective.definition.config
+    try:
+        settings = settings_for({}, config, task)
+        model = task.build_model(settings.reg, settings.options, task.data_for(objective.data, settings.options))
+        module_kind(model)
+        signature(model.net)
+    except Unsupported as exc:
+        return str(exc)
+    except Exception as exc:  # e.g. an option only the search space sets: the rounds decide
+        log.info("population probe could not build a model: %s", describe_exception(exc))
+    return None
+
+
 class _MemberReports(pl.Callback):
     """After every epoch: prune members whose loss is not finite, report each member's metric
     to its trial and drop the members its pruner stops; stop when none is left."""
 
-    def __init__(self, members: Sequence[Member], objective: Objective, data: DataSplits, started: float) -> None:
+    def __init__(self, members: Sequence[Member], objective: Objective, started: float) -> None:
         self.members = list(members)
         self.objective = objective
-        self.data = data
         self.started = started
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -93,36 +128,33 @@ class _MemberReports(pl.Callback):
             if member.trial.should_prune():
                 stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")
         if stopped:
-            _finish(pl_module, [self.members[pl_module.members[p].index] for p in stopped], self.objective, self.data, self.started,
+            _finish(pl_module, [self.members[pl_module.members[p].index] for p in stopped], self.objective, self.started,
                     [stopped[p] for p in stopped])
             pl_module.keep([p for p in range(pl_module.size) if p not in stopped])
         if pl_module.size == 0:
             trainer.should_stop = True
 
 
-def _finish(pop: PopulationModule, members: Sequence[Member], objective: Objective, data: DataSplits, started: float,
+def _finish(pop: PopulationModule, members: Sequence[Member], objective: Objective, started: float,
             outcomes: Sequence[tuple[TrialState, str | None]]) -> None:
-    """Record the result attrs of ``members`` (still in ``pop``) as a single trial would."""
+    """Record the result attrs of ``members`` (still in ``pop``) with the code of a single trial
+    (:meth:`Objective.result_attrs`), from each member's own network with its trained weights."""
     metric = objective.metric
     positions = {state.index: pos for pos, state in enumerate(pop.members)}
-    values = pop.val_metrics.get(metric)
-    train = pop.member_metrics(data.train[0].to(pop.device), data.train[1].to(pop.device)) if values is not None else {}
     for member, (state, reason) in zip(members, outcomes):
         pos = positions[member.index]
-        value = values[pos] if values is not None else None
+        pop.net.write_member(pos)
+        member.single.eval()
+        metrics = {name: values[pos] for name, values in pop.val_metrics.items()}
         loss = pop.train_losses[pos] if pop.train_losses else None
-        member.attrs.update({
-            "epochs": pop.epochs_validated,
-            "wall_seconds": round(time.perf_counter() - started, 3),
-            "device": str(pop.device),
-            "final_train_loss": loss,
-            metric: value,
-        })
-        key = metric_key(metric)
-        if value is not None and key in train and math.isfinite(loss if loss is not None else 0.0):
-            train_value = float(train[key][pos])
-            member.attrs[train_metric(metric)] = train_value
-            member.attrs["train_val_gap"] = objective.definition.meta.gap(train_value, value)
+        error: Exception | None = None
+        if state == TrialState.PRUNED:
+            error = NonFiniteLossError(reason or "") if reason and reason.startswith("non-finite") else optuna.TrialPruned(reason)
+        result = FitResult(model=member.single, metrics=metrics, train_loss=loss, epochs=pop.epochs_validated,
+                           seconds=time.perf_counter() - started, device=str(pop.device), error=error, steps=pop.optimizer_steps)
+        member.single.to(pop.device)
+        member.attrs.update(objective.result_attrs(result, member.data, member.settings))
+        value = metrics.get(metric)
         member.state, member.value = state, value
         if reason is not None:
             member.attrs["pruned_reason" if state == TrialState.PRUNED else "fail_reason"] = reason
@@ -131,34 +163,41 @@ def _finish(pop: PopulationModule, members: Sequence[Member], objective: Objecti
             member.attrs["fail_reason"] = f"the model logged no {metric!r}; it logged {sorted(pop.val_metrics)}"
 
 
+def _feed(members: Sequence[Member]) -> PopulationFeed:
+    """The group's data: the one split every member trains on, or one split per member (data
+    sets of the same shape) stacked on a leading member dimension."""
+    first = members[0].data
+    if all(m.data is first for m in members):
+        return PopulationFeed(first.train, first.val)
+
+    def stacked(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.stack([getattr(m.data, part)[0] for m in members]), torch.stack([getattr(m.data, part)[1] for m in members]))
+
+    return PopulationFeed(stacked("train"), stacked("val"), per_member=True)
+
+
 def _train_group(members: list[Member], objective: Objective, max_epochs: int) -> None:
-    """Train one architecture group as one population; fills in every member's outcome.
-    Raises :class:`Unsupported` (before training) when the task's model cannot be stacked."""
-    task = objective.definition.task
-    singles = []
-    for member in members:
-        torch.manual_seed(member.seed)
-        singles.append(task.build_model(member.settings.reg, member.settings.options, member.data))
+    """Train one group (members with equal :func:`_stack_key`) as one population; fills in
+    every member's outcome."""
     batch_size = int(members[0].settings.options.get("batch_size", 64))
-    pop = population_of(singles, [m.settings.reg for m in members], [m.seed for m in members], batch_size)
+    pop = population_of([m.single for m in members], [m.settings.reg for m in members], [m.seed for m in members], batch_size)
     for i, member in enumerate(members):
         member.index = i
         member.attrs.update({"population": len(members), "population_index": i})
-    data = members[0].data
     torch.manual_seed(members[0].seed)  # dropout masks of the group
     started = time.perf_counter()
     quiet_lightning()
     trainer = pl.Trainer(
         accelerator="auto", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[_MemberReports(members, objective, data, started)],
+        callbacks=[_MemberReports(members, objective, started)],
     )
     # A failing custom model fails every member still training; a database failure ends the run.
-    error = fit_catching(trainer, pop, PopulationFeed(data.train, data.val), reraise=(DatabaseFailure,))
+    error = fit_catching(trainer, pop, _feed(members), reraise=(DatabaseFailure,))
     alive = [members[s.index] for s in pop.members]
     if alive:
         if error is None:
-            _finish(pop, alive, objective, data, started, [(TrialState.COMPLETE, None)] * len(alive))
+            _finish(pop, alive, objective, started, [(TrialState.COMPLETE, None)] * len(alive))
         else:
             reason = describe_exception(error)
             for member in alive:
@@ -194,7 +233,8 @@ def _run_alone(objective: Objective, member: Member) -> None:
 def run_round(study: optuna.Study, objective: Objective, size: int, stopper: Callable[[optuna.Study, FrozenTrial], bool],
               fallback: list[bool]) -> bool:
     """Ask ``size`` trials, train them by group, tell them; returns whether the stopper asked
-    to stop. ``fallback[0]`` turns true when the task's models cannot be stacked."""
+    to stop. A member whose model cannot be stacked trains alone; ``fallback[0]`` turns true (and
+    the note is printed) the first time that happens."""
     fail_stale_trials(study)  # as study.optimize does before each trial (a no-op without heartbeats)
     trials = [study.ask() for _ in range(size)]
     for trial in trials:
@@ -212,24 +252,31 @@ def run_round(study: optuna.Study, objective: Objective, size: int, stopper: Cal
                 except Exception as exc:  # e.g. a search space changed with --allow-changes
                     stop |= _record_failure(study, trial, exc, stopper)
             groups: dict[tuple[Any, ...], list[Member]] = {}
+            alone: list[Member] = []
+            task = objective.definition.task
             for member in members:
-                groups.setdefault(group_key(member.settings), []).append(member)
-            for group in groups.values():
-                if not fallback[0]:
-                    try:
-                        with signals.trial_body():
-                            _train_group(group, objective, objective.definition.config.max_epochs)
-                    except Unsupported as exc:
-                        log.info("population: %s", exc)
-                        print(f"note: task {objective.definition.task.name} cannot train populations ({exc}); "
-                              "training one trial at a time (population 1)", file=sys.stderr)
+                try:
+                    torch.manual_seed(member.seed)
+                    member.single = task.build_model(member.settings.reg, member.settings.options, member.data)
+                    groups.setdefault(_stack_key(member), []).append(member)
+                except Unsupported as exc:
+                    if not fallback[0]:
+                        print(population_note(task.name, str(exc)), file=sys.stderr)
                         fallback[0] = True
-                if fallback[0]:
-                    for member in group:
-                        if member.state is None:
-                            _run_alone(objective, member)
+                    alone.append(member)
+                except Exception as exc:  # a builder that fails: the member fails as it would alone
+                    alone.append(member)
+                    log.info("population: building trial %d's model failed: %s", member.trial.number, exc)
+            for group in groups.values():
+                # members of one activation side by side: each activation runs on one slice
+                group.sort(key=lambda m: m.settings.reg.activation)
+                with signals.trial_body():
+                    _train_group(group, objective, objective.definition.config.max_epochs)
                 for member in group:
                     stop |= stopper(study, _tell(study, member))
+            for member in alone:
+                _run_alone(objective, member)
+                stop |= stopper(study, _tell(study, member))
         except KeyboardInterrupt as exc:
             reason = f"{exc or 'interrupted'} (the process was asked to stop)"
             for member in members:
@@ -264,12 +311,16 @@ def optimize_population(study: optuna.Study, objective: Objective, size: int, ta
                         n_trials: int | None = None) -> bool:
     """Rounds of up to ``size`` trials until the stopper says stop, the study holds ``target``
     finished trials (when ``n_trials`` is None), ``n_trials`` ran, or ``timeout`` passed (no new
-    round starts after it). Returns False when the task cannot be stacked: the caller runs the
-    rest one trial at a time."""
+    round starts after it). Returns False when the task cannot be stacked (decided before the
+    first round, the note printed once): the caller runs the trials one at a time."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    why = why_not_stacked(objective)
+    if why is not None:
+        print(population_note(objective.definition.task.name, why), file=sys.stderr)
+        return False
     fallback = [False]
     ran = 0
-    while not fallback[0]:
+    while True:
         if deadline is not None and time.monotonic() >= deadline:
             return True
         if n_trials is None:
@@ -283,4 +334,3 @@ def optimize_population(study: optuna.Study, objective: Objective, size: int, ta
         ran += count
         if stop or signals.received():
             return True
-    return False

@@ -3,8 +3,15 @@
 :func:`stack` takes K single-model networks built by a task (each initialized from its own
 seed) and returns a :class:`StackedNet` whose parameters are the members' parameters stacked on
 a new first dimension. Linear layers become one ``torch.baddbmm`` over the members; BatchNorm
-keeps running statistics per member; dropout has a keep probability per member; input
-standardization has per-member statistics (``input_norm: none`` members get mean 0, std 1).
+keeps running statistics per member; dropout has a keep probability per member (one mask draw
+per step for all dropout layers); input standardization has per-member statistics
+(``input_norm: none`` members get mean 0, std 1).
+
+Members may differ in activation (each activation runs on its members' slice) and in hidden
+widths: a narrower member lives inside the widest layer with its extra units masked — their
+weights, biases and BatchNorm parameters start at zero and the masked inputs of the next layer
+are zeroed, so they get no gradient, no penalty, no decay and no output, and the member computes
+exactly what it computes alone. Depth, input and output sizes must match.
 
 Supported networks are trees of ``nn.Sequential`` whose leaves are ``Linear``, ``BatchNorm1d``,
 the activations of :mod:`hpsearch.regularization`, ``Dropout``, ``Identity`` and
@@ -65,10 +72,22 @@ def _leaf_key(leaf: nn.Module) -> tuple[Any, ...] | None:
 
 
 def signature(net: nn.Module) -> tuple[tuple[Any, ...], ...]:
-    """The layer graph of ``net`` without dropout and BatchNorm (both may differ per member:
-    a member without BatchNorm at a place where another has one passes its input through)."""
-    keys = [_leaf_key(leaf) for leaf in _leaves(net)]
-    return tuple(k for k in keys if k is not None and k[0] != "bn")
+    """What members stacked together must share: the layer graph of ``net`` without dropout and
+    BatchNorm (both may differ per member: a member without BatchNorm at a place where another
+    has one passes its input through), with any activation at an activation's place and only
+    the input size of the first and the output size of the last Linear (hidden widths may
+    differ: narrower members are masked inside the widest)."""
+    keys = [k for k in (_leaf_key(leaf) for leaf in _leaves(net)) if k is not None and k[0] != "bn"]
+    linear = [i for i, k in enumerate(keys) if k[0] == "linear"]
+    out: list[tuple[Any, ...]] = []
+    for i, k in enumerate(keys):
+        if k[0] == "linear":
+            out.append(("linear", k[1] if i == linear[0] else None, k[2] if i == linear[-1] else None, k[3]))
+        elif k[0] == "input":
+            out.append(k)
+        else:
+            out.append(("activation",))
+    return tuple(out)
 
 
 @dataclass
@@ -100,14 +119,17 @@ def _slots(net: nn.Module) -> list[_Slot]:
 
 
 class StackedLinear(nn.Module):
-    """K Linear layers: ``weight`` (K, out, in), ``bias`` (K, 1, out); input (K, B, in)."""
+    """K Linear layers: ``weight`` (K, out, in), ``bias`` (K, 1, out); input (K, B, in). Narrower
+    members' weights and biases are zero-padded to the widest."""
 
     def __init__(self, layers: Sequence[nn.Linear]) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]).clone())
+        out = max(layer.out_features for layer in layers)
+        inp = max(layer.in_features for layer in layers)
+        self.weight = nn.Parameter(torch.stack([_padded(layer.weight.detach(), (out, inp)) for layer in layers]))
         biases = [layer.bias for layer in layers]
         self.bias = (
-            nn.Parameter(torch.stack([b.detach() for b in biases if b is not None]).unsqueeze(1).clone())
+            nn.Parameter(torch.stack([_padded(b.detach(), (out,)) for b in biases if b is not None]).unsqueeze(1))
             if all(b is not None for b in biases)
             else None
         )
@@ -120,6 +142,56 @@ class StackedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight.transpose(1, 2))
 
 
+def _padded(t: torch.Tensor, shape: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
+    """A copy of ``t`` in the leading corner of a ``shape`` tensor filled with ``fill``."""
+    out = torch.full(shape, fill, dtype=t.dtype, device=t.device)
+    out[tuple(slice(0, n) for n in t.shape)] = t
+    return out
+
+
+class StackedUnits(nn.Module):
+    """Zeroes the units a member does not have (``mask`` (K, 1, F), 1 for a member's own units):
+    placed before a Linear whose members have different input widths."""
+
+    mask: torch.Tensor
+
+    def __init__(self, widths: Sequence[int]) -> None:
+        super().__init__()
+        top = max(widths)
+        self.register_buffer("mask", (torch.arange(top).view(1, 1, -1) < torch.tensor(list(widths)).view(-1, 1, 1)).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+class StackedActivation(nn.Module):
+    """One activation per member: each run of consecutive members with the same activation is
+    computed on its slice of the member dimension."""
+
+    def __init__(self, acts: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.acts = list(acts)
+        self._runs()
+
+    def _runs(self) -> None:
+        runs: list[tuple[int, int, nn.Module]] = []
+        for i, act in enumerate(self.acts):
+            if runs and _activation_key(runs[-1][2]) == _activation_key(act):
+                runs[-1] = (runs[-1][0], i + 1, runs[-1][2])
+            else:
+                runs.append((i, i + 1, act))
+        self.runs = runs
+
+    def keep_members(self, index: torch.Tensor) -> None:
+        self.acts = [self.acts[i] for i in index.tolist()]
+        self._runs()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.runs) == 1:
+            return self.runs[0][2](x)
+        return torch.cat([act(x[a:b]) for a, b, act in self.runs])
+
+
 class StackedBatchNorm(nn.Module):
     """K BatchNorm1d layers with their own affine parameters and running statistics; one
     ``F.batch_norm`` over the members' features laid side by side."""
@@ -129,17 +201,23 @@ class StackedBatchNorm(nn.Module):
 
     use: torch.Tensor
 
-    def __init__(self, layers: Sequence[nn.BatchNorm1d | None]) -> None:
+    def __init__(self, layers: Sequence[nn.BatchNorm1d | None], features: int = 0) -> None:
         super().__init__()
         first = next(b for b in layers if b is not None)
-        fresh = nn.BatchNorm1d(first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats)
+        features = max(features, *(b.num_features for b in layers if b is not None))
+        fresh = nn.BatchNorm1d(features, first.eps, first.momentum, first.affine, first.track_running_stats)
         norms = [b if b is not None else fresh for b in layers]
         self.eps, self.momentum = first.eps, first.momentum
-        self.weight = nn.Parameter(torch.stack([b.weight.detach() for b in norms]).clone()) if first.affine else None
-        self.bias = nn.Parameter(torch.stack([b.bias.detach() for b in norms]).clone()) if first.affine else None
+        top = features
+
+        def pad(ts: list[torch.Tensor], fill: float = 0.0) -> torch.Tensor:  # masked units: zero parameters
+            return torch.stack([_padded(t.detach(), (top,), fill) for t in ts])
+
+        self.weight = nn.Parameter(pad([b.weight for b in norms])) if first.affine else None
+        self.bias = nn.Parameter(pad([b.bias for b in norms])) if first.affine else None
         if first.track_running_stats:
-            self.register_buffer("running_mean", torch.stack([b.running_mean for b in norms]).clone())  # type: ignore[misc]
-            self.register_buffer("running_var", torch.stack([b.running_var for b in norms]).clone())  # type: ignore[misc]
+            self.register_buffer("running_mean", pad([b.running_mean for b in norms]))  # type: ignore[misc]
+            self.register_buffer("running_var", pad([b.running_var for b in norms], 1.0))  # type: ignore[misc]
         else:
             self.running_mean = self.running_var = None  # type: ignore[assignment]
         # members without a BatchNorm here pass their input through (their BN parameters stay unused)
@@ -187,36 +265,76 @@ class StackedStandardize(nn.Module):
 
 
 class StackedDropout(nn.Module):
-    """Dropout with a keep probability per member (TensorFlow-style: kept units scaled by 1/keep)."""
+    """Dropout with a keep probability per member (TensorFlow-style: kept units scaled by 1/keep).
+    Inside a :class:`StackedNet` the scale (mask/keep) of every dropout layer comes from one draw
+    per step (:attr:`scale`); alone, the layer draws its own."""
 
     keep: torch.Tensor
 
-    def __init__(self, keep: Sequence[float]) -> None:
+    def __init__(self, keep: Sequence[float], width: int = 0) -> None:
         super().__init__()
         self.register_buffer("keep", torch.tensor(list(keep), dtype=torch.float32).view(-1, 1, 1))
+        self.width = width
+        self.scale: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        keep = self.keep.to(x.dtype)
-        mask = torch.rand_like(x) < keep
-        return x * mask / keep
+        scale, self.scale = self.scale, None
+        if scale is None:
+            keep = self.keep.to(x.dtype)
+            scale = (torch.rand_like(x) < keep) / keep
+        return x * scale
 
 
 class StackedNet(nn.Module):
     """K networks of one layer graph as one module; ``forward`` maps (B, F) or (K, B, F) to
-    (K, B, out). :attr:`roles` gives the role of each parameter (for ``l2_scope``)."""
+    (K, B, out). :attr:`roles` gives the role of each parameter (for ``l2_scope``).
+    :meth:`inputs` and :meth:`body` split ``forward`` so that a training epoch standardizes its
+    data once rather than every step."""
 
-    def __init__(self, layers: list[nn.Module], roles: dict[str, str], size: int) -> None:
+    keep_all: torch.Tensor
+    inv_keep_all: torch.Tensor
+
+    def __init__(self, layers: list[nn.Module], roles: dict[str, str], size: int,
+                 sources: list[list[tuple[nn.Module, nn.Module]]] | None = None) -> None:
         super().__init__()
         self.layers = nn.Sequential(*layers)
+        # per member: (its own Linear/BatchNorm1d, the stacked layer holding it), for write_member
+        self.sources = sources if sources is not None else [[] for _ in range(size)]
+        # plain tuples (not submodules): views into self.layers
+        self._standardize = tuple(layers[:1]) if layers and isinstance(layers[0], StackedStandardize) else ()
+        self._body = tuple(layers[len(self._standardize):])
         self.roles = roles
         self.size = size
+        self.drops = [m for m in layers if isinstance(m, StackedDropout)]
+        if self.drops and all(d.width for d in self.drops):  # one draw per step for every dropout layer
+            self.register_buffer("keep_all", torch.cat([d.keep.expand(-1, 1, d.width) for d in self.drops], 2))
+            self.register_buffer("inv_keep_all", 1 / self.keep_all)
+        else:
+            self.drops = []
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' standardized inputs (K, N, F); ``x`` itself (N, F) when no member
+        standardizes and the members share it."""
+        return self._standardize[0](x) if self._standardize else x
+
+    def body(self, h: torch.Tensor) -> torch.Tensor:
+        """Everything after :meth:`inputs`: (N, F) or (K, N, F) to (K, N, out)."""
+        if h.dim() == 2:
+            h = h.unsqueeze(0).expand(self.size, *h.shape)
+        if self.training and self.drops:
+            scale = (torch.rand(h.shape[0], h.shape[1], self.keep_all.shape[2], device=h.device) < self.keep_all) * self.inv_keep_all
+            start = 0
+            for drop in self.drops:
+                drop.scale = scale[..., start:start + drop.width]
+                start += drop.width
+        for layer in self._body:
+            h = layer(h)
+        return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.size, *x.shape)
-        return self.layers(x)
+        return self.body(self.inputs(x))
 
     def role_of(self) -> list[tuple[nn.Parameter, str]]:
         """Every trainable parameter with its role."""
@@ -236,8 +354,29 @@ class StackedNet(nn.Module):
                 for name, buf in list(module._buffers.items()):
                     if buf is not None:
                         module._buffers[name] = buf.index_select(0, index.to(buf.device)).clone()
+                if isinstance(module, StackedActivation):
+                    module.keep_members(index)
+        self.sources = [self.sources[i] for i in index.tolist()]
         self.size = int(index.numel())
         return replaced
+
+    @torch.no_grad()
+    def write_member(self, pos: int) -> None:
+        """Copy member ``pos``'s trained parameters and BatchNorm statistics back into the
+        single network it was stacked from (its own widths: the masked units are left out)."""
+        for single, stacked in self.sources[pos]:
+            if isinstance(single, nn.Linear):
+                out, inp = single.weight.shape
+                linear = cast(StackedLinear, stacked)
+                single.weight.copy_(linear.weight[pos, :out, :inp])
+                if single.bias is not None and linear.bias is not None:
+                    single.bias.copy_(linear.bias[pos, 0, :out])
+                continue
+            f = cast(nn.BatchNorm1d, single).num_features
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                mine, theirs = getattr(single, name), getattr(stacked, name)
+                if mine is not None and theirs is not None:
+                    mine.copy_(theirs[pos, :f])
 
 
 def stack(nets: Sequence[nn.Module]) -> StackedNet:
@@ -249,6 +388,8 @@ def stack(nets: Sequence[nn.Module]) -> StackedNet:
     parsed = [_slots(n) for n in nets]
     layers: list[nn.Module] = []
     roles: dict[str, str] = {}
+    sources: list[list[tuple[nn.Module, nn.Module]]] = [[] for _ in nets]
+    width = 0  # units of the latest Linear (the widest member's)
     for i in range(len(parsed[0])):
         column = [slots[i] for slots in parsed]
         first = column[0].layer
@@ -258,22 +399,38 @@ def stack(nets: Sequence[nn.Module]) -> StackedNet:
             if standardized:
                 layers.append(StackedStandardize([c.layer for c in column], cast(Standardize, standardized[0]).mean.numel()))
         elif isinstance(first, nn.Linear):
-            layer = StackedLinear([cast(nn.Linear, c.layer) for c in column])
+            linears = [cast(nn.Linear, c.layer) for c in column]
+            if len({lin.in_features for lin in linears}) > 1:  # zero the units narrower members lack
+                layers.append(StackedUnits([lin.in_features for lin in linears]))
+            name = str(len(layers))
+            layer = StackedLinear(linears)
+            width = layer.weight.shape[1]
             roles[f"layers.{name}.weight"] = ROLE_WEIGHT
             if layer.bias is not None:
                 roles[f"layers.{name}.bias"] = ROLE_BIAS
             layers.append(layer)
-        else:  # an activation: the same for every member
+            for mine, c in zip(sources, column):
+                mine.append((c.layer, layer))
+        elif len({_activation_key(c.layer) for c in column}) == 1:  # one activation for every member
             layers.append(type(first)(**_activation_kwargs(first)))
+        else:
+            layers.append(StackedActivation([type(c.layer)(**_activation_kwargs(c.layer)) for c in column]))
         if any(c.norm is not None for c in column):
             name = str(len(layers))
-            bn = StackedBatchNorm([c.norm for c in column])
+            bn = StackedBatchNorm([c.norm for c in column], width)
             if bn.weight is not None:
                 roles[f"layers.{name}.weight"] = roles[f"layers.{name}.bias"] = ROLE_NORM
             layers.append(bn)
+            for mine, c in zip(sources, column):
+                if c.norm is not None:
+                    mine.append((c.norm, bn))
         if any(c.keep < 1.0 for c in column):
-            layers.append(StackedDropout([c.keep for c in column]))
-    return StackedNet(layers, roles, len(nets))
+            layers.append(StackedDropout([c.keep for c in column], width))
+    return StackedNet(layers, roles, len(nets), sources)
+
+
+def _activation_key(module: nn.Module) -> tuple[Any, ...]:
+    return (type(module).__name__, *sorted(_activation_kwargs(module).items()))
 
 
 def _activation_kwargs(module: nn.Module) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class Objective:
         result = self._fit(trial, settings, data, seed, checkpoint)
         if checkpoint is not None and checkpoint.resumed_from_epoch is not None:
             trial.set_user_attr("resumed_from_epoch", checkpoint.resumed_from_epoch)
-        attrs = self._result_attrs(result, data, settings)
+        attrs = self.result_attrs(result, data, settings)
         set_trial_user_attrs(trial, attrs)
         constraints = self.definition.constraint_values(attrs)
         for name, violation in zip(self.definition.config.constraints, constraints):
@@ -144,7 +144,7 @@ class Objective:
             if checkpoint is not None:
                 checkpoint.remove()
 
-    def _result_attrs(self, result: FitResult, data: DataSplits, settings: TrialSettings) -> dict[str, object]:
+    def result_attrs(self, result: FitResult, data: DataSplits, settings: TrialSettings) -> dict[str, object]:
         """User attrs of a finished fit: epochs, optimizer steps, the total decoupled decay
         ``decay_shrinkage`` = lr·λ·steps (decoupled mode only, the largest over the optimizer groups), time, device, losses, the metric
         and, when the fit produced a metric, its training-split value and the train–validation gap."""

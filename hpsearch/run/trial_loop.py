@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpsearch.console import population_note
 from hpsearch.errors import DatabaseFailure
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
@@ -55,7 +56,7 @@ def run_trials(
     population without a round runner is a programming error (``ValueError``)."""
     size = objective.definition.config.population
     if size > 1 and (why := _no_population_reason(objective.definition)):
-        print(f"note: {why}; training one trial at a time (population 1)", file=sys.stderr)
+        print(population_note(objective.definition.task.name, why), file=sys.stderr)
         size = 1
     if size > 1:
         if round_runner is None:
