@@ -48,11 +48,6 @@ def ci_text(low: float | None, high: float | None) -> str:
 # --- optimize
 
 
-def population_note(task: str, why: str) -> str:
-    """The one note of a run whose trials cannot train as populations."""
-    return f"note: task {task} cannot train populations ({why}); training one trial at a time (population 1)"
-
-
 def progress_line(p: "Progress", prefix: str = "") -> str:
     """One line per finished trial: state, metric, study progress, best so far, elapsed
     (``prefix`` names the worker in a local pool)."""

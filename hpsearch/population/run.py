@@ -33,13 +33,13 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.console import population_note
 from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
 from hpsearch.population.module import PopulationFeed, PopulationModule, module_kind, population_of
 from hpsearch.population.stacked import Unsupported, signature
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
+from hpsearch.run.trial_loop import population_note
 from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, set_trial_user_attrs, trial_id
 from hpsearch.study.space import TrialSettings, settings_for
 from hpsearch.tasks.base import DataSplits

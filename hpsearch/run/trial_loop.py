@@ -13,7 +13,6 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpsearch.console import population_note
 from hpsearch.errors import DatabaseFailure
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
@@ -22,6 +21,11 @@ from hpsearch.store.queries import fail_if_running
 from hpsearch.study.definition import StudyDefinition
 
 log = logging.getLogger(__name__)
+
+
+def population_note(task: str, why: str) -> str:
+    """The one note of a run whose trials cannot train as populations."""
+    return f"note: task {task} cannot train populations ({why}); training one trial at a time (population 1)"
 
 
 def _no_population_reason(definition: StudyDefinition) -> str | None:
