@@ -195,3 +195,44 @@ def test_cnn_population_members_are_trials_with_the_results_of_single_trials(wri
         assert b.user_attrs["final_train_loss"] == pytest.approx(a.user_attrs["final_train_loss"], rel=1e-4)
         assert b.user_attrs["train_acc"] == pytest.approx(a.user_attrs["train_acc"], abs=1e-6)
         assert b.user_attrs["population"] == 3
+
+
+@pytest.mark.slow
+def test_seeds_retrained_as_one_population_score_as_one_at_a_time(write_study) -> None:
+    # One configuration, four seeds, BatchNorm before the activation (weight norms recorded),
+    # no dropout: the population retrain gives each seed the scores of its retrain alone.
+    from hpsearch.analysis.retrain import retrain
+    from hpsearch.population.retrain import RetrainJob, retrain_all
+
+    definition = load_study_file(write_study(task="digits-cnn", max_epochs=2, search={"learning_rate": [0.05]}, fixed={
+        "channels": 4, "hidden_units": 16, "optimizer": "sgd", "batchnorm": "before_activation", "weight_decay": 0.01}))
+    params = {"learning_rate": 0.05}
+    seeds = [11, 12, 13, 14]
+    alone = [retrain(definition, params, seed, 0) for seed in seeds]
+    together = retrain_all([RetrainJob(definition, params, seed, 0) for seed in seeds], population=4)
+    assert len({r.seconds for r in together}) == 1  # one stacked fit, its time shared by the members
+    for a, b in zip(alone, together):
+        assert a.error is None and b.error is None
+        assert b.value == pytest.approx(a.value, abs=1e-6)
+        assert b.train_value == pytest.approx(a.train_value, abs=1e-6)
+        assert b.curve == pytest.approx(a.curve, abs=1e-6)
+        assert a.norms and b.norms and set(b.norms) == set(a.norms)
+        assert b.norms == pytest.approx(a.norms, rel=1e-4)
+    assert len({r.value for r in alone}) > 1  # the seeds differ: the check compares real per-seed results
+
+
+@pytest.mark.slow
+def test_verify_trains_a_configurations_seeds_as_one_population(write_study, sqlite_url: str) -> None:
+    from hpsearch.analysis.verify import run_verify, verify_study_name
+    from hpsearch.store.queries import load_study
+
+    path = write_study(task="digits-cnn", trials=2, max_epochs=1, search={"learning_rate": [0.01, 0.05]},
+                       fixed={"channels": 4, "hidden_units": 16, "batch_size": 128})
+    run_study(load_study_file(path), sqlite_url)
+    stacked = run_verify("tiny", sqlite_url, top=2, seeds=3)
+    alone_db = sqlite_url.replace("studies.db", "alone.db")
+    run_study(load_study_file(path), alone_db)
+    alone = run_verify("tiny", alone_db, top=2, seeds=3, population=1)
+    assert [v for c in stacked.configs for v in c.values] == pytest.approx([v for c in alone.configs for v in c.values], abs=1e-6)
+    runs = load_study(verify_study_name("tiny"), sqlite_url).trials
+    assert len(runs) == 6 and len({t.user_attrs["wall_seconds"] for t in runs}) <= 2  # one stacked fit per configuration
