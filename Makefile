@@ -48,6 +48,7 @@ bench: venv
 	cd scripts/bench && ../../$(PY) cli_latency.py
 	cd scripts/bench && ../../$(PY) history_quality.py
 	cd scripts/bench && ../../$(PY) population.py
+	cd scripts/bench && ../../$(PY) population_cnn.py
 	cd scripts/bench && ../../$(PY) answer_time.py
 	cd scripts/bench && ../../$(PY) calibration.py
 

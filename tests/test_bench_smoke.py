@@ -28,6 +28,8 @@ SMOKE = [
                        "--step-repeats", "1"],
      ["population_step_ratio", "population_speedup", "population_best_acc_gap", "population_hyperband_speedup",
       "population_hyperband_acc_gap", "population_toy2d_speedup", "population_toy2d_acc_gap"]),
+    ("population_cnn.py", ["--trials", "2", "--max-epochs", "1", "--population", "2"],
+     ["population_cnn_speedup", "population_cnn_best_acc_gap"]),
     ("answer_time.py", ["--rounds", "1", "--epochs", "2"], ["answer_population_speedup", "answer_same_verdicts"]),
     ("calibration.py", ["--reps", "20"], ["aa_rate_gap_120_5", "question_aa_rate_gap", "question_power_gap",
                                          "question_equivalent_rate"]),

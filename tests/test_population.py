@@ -273,7 +273,7 @@ def test_a_nan_member_is_pruned_alone_and_pruned_members_stop(write_study, sqlit
 
 @pytest.mark.slow
 def test_a_task_that_cannot_stack_runs_one_trial_at_a_time(write_study, sqlite_url: str, capfd) -> None:
-    path = write_study(task="digits-cnn", trials=2, max_epochs=1, population=2, search={"learning_rate": [0.01, 0.001]},
+    path = write_study(task="digits-two-input", trials=2, max_epochs=1, population=2, search={"learning_rate": [0.01, 0.001]},
                        fixed={"batch_size": 256, "channels": 2, "hidden_units": 8})
     study = run_study(load_study_file(path), sqlite_url, round_runner=optimize_population)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
@@ -338,9 +338,5 @@ def test_which_built_in_tasks_stack(name: str) -> None:
     data = task.data_for(task.load_data(0), settings_for({}, config, task).options)
     regs = [Regularization(keep_prob=0.5, input_norm="standardize"), Regularization(batchnorm="before_activation")]
     singles = [task.build_model(r, settings_for({}, config, task).options, data) for r in regs]
-    if name == "digits-cnn":
-        with pytest.raises(Unsupported):
-            population_of(singles, regs, [0, 1], 64)
-        return
     pop = population_of(singles, regs, [0, 1], 64)
     assert pop(data.val[0]).shape[:2] == (2, len(data.val[1]))

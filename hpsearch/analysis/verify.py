@@ -194,9 +194,15 @@ def run_verify(
     seeds: int,
     on_progress: Callable[[VerifyProgress], None] | None = None,
     heartbeat: Heartbeat | None = None,
+    population: int | None = None,
 ) -> VerifyResult:
     """Retrain the top-``top`` configurations of ``study_name`` with ``seeds`` fresh seeds each,
     for the study's full ``max_epochs`` without pruning, and score each on the test split.
+
+    Up to ``population`` runs (default: the study file's ``population`` or ``seeds``, whichever
+    is larger) train at once as one stacked model where the task stacks
+    (:func:`hpsearch.population.retrain.retrain_all`): a configuration's seeds are members of
+    one population, each with its own seed.
 
     (configuration, seed) pairs already complete in ``NAME:verify`` are not run again. Each run
     records heartbeats (``heartbeat``, default settings when ``None``): a run left RUNNING by
@@ -225,11 +231,14 @@ def run_verify(
     result.split_seed = definition.config.seed
     result.covers = covers_text(False, definition.task.name, definition.config.seed)
     run = _Verification(definition, vstudy)
-    for i, (rank, trial, seed) in enumerate(todo, start=1):
-        progress = _run_one(run, rank, trial, seed)
-        result.ran += 1
-        if on_progress is not None:
-            on_progress(VerifyProgress(i, len(todo), *progress))
+    size = max(definition.config.population, seeds) if population is None else max(population, 1)
+    done_count = 0
+    for start in range(0, len(todo), size):
+        for progress in _run_chunk(run, todo[start:start + size], size):
+            done_count += 1
+            result.ran += 1
+            if on_progress is not None:
+                on_progress(VerifyProgress(done_count, len(todo), *progress))
     result.configs = _stats(vstudy, configs, seed_list)
     if len(result.configs) >= 2:
         result.comparisons = compare_with_best(result.configs, meta.maximize)
@@ -237,14 +246,9 @@ def run_verify(
     return result
 
 
-def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tuple[int, int, float | None, str | None, float]:
-    """Retrain one configuration with one seed and store the run as a trial of the linked
-    study; returns ``(rank, seed, value, error, seconds)`` for the progress report."""
-    from hpsearch.analysis.retrain import fail_interrupted, record, retrain
-    from hpsearch.store.queries import beating
-
-    definition, vstudy = run.definition, run.vstudy
-    # The enqueued trial fixes the params to the configuration; ask() pops it.
+def _ask(vstudy: optuna.Study, rank: int, trial: FrozenTrial, seed: int) -> optuna.Trial:
+    """A trial of the linked study for (configuration, seed): the enqueued trial fixes the
+    params to the configuration; ask() pops it."""
     attrs = {"config": config_key(trial.params), "seed": seed, "rank": rank, "source_trial": trial.number, "split": "test"}
     vstudy.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
     vtrial = vstudy.ask(fixed_distributions=dict(trial.distributions))
@@ -253,14 +257,37 @@ def _run_one(run: _Verification, rank: int, trial: FrozenTrial, seed: int) -> tu
             vtrial.set_user_attr(key, attr)
         vstudy.tell(vtrial, state=TrialState.FAIL)
         raise RuntimeError(f"{vstudy.study_name}: another process is adding trials; run verify from one process at a time")
-    try:
-        with beating(vtrial):
-            outcome = retrain(definition, trial.params, seed, definition.config.seed)
-    except BaseException as exc:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes this pair
-        fail_interrupted(vstudy, vtrial, exc)
-        raise
-    record(vstudy, vtrial, outcome)
-    return rank, seed, outcome.value, outcome.error, outcome.seconds
+    return vtrial
+
+
+def _run_chunk(run: _Verification, chunk: list[tuple[int, FrozenTrial, int]],
+               population: int) -> list[tuple[int, int, float | None, str | None, float]]:
+    """Retrain (configuration, seed) pairs, stacked where the task allows, and store each as a
+    trial of the linked study; returns ``(rank, seed, value, error, seconds)`` per pair."""
+    from contextlib import ExitStack
+
+    from hpsearch.analysis.retrain import fail_interrupted, record
+    from hpsearch.population.retrain import RetrainJob, retrain_all
+    from hpsearch.store.queries import beating
+
+    definition, vstudy = run.definition, run.vstudy
+    asked: list[optuna.Trial] = []
+    with ExitStack() as beats:
+        try:
+            for rank, trial, seed in chunk:
+                asked.append(_ask(vstudy, rank, trial, seed))
+                beats.enter_context(beating(asked[-1]))
+            jobs = [RetrainJob(definition, trial.params, seed, definition.config.seed) for _, trial, seed in chunk]
+            outcomes = retrain_all(jobs, population)
+        except BaseException as exc:  # Ctrl-C: leave no RUNNING trial behind; a re-run redoes these pairs
+            for vtrial in asked:
+                fail_interrupted(vstudy, vtrial, exc)
+            raise
+    out = []
+    for (rank, _, seed), vtrial, outcome in zip(chunk, asked, outcomes):
+        record(vstudy, vtrial, outcome)
+        out.append((rank, seed, outcome.value, outcome.error, outcome.seconds))
+    return out
 
 
 def load_verification(study_name: str, url: str) -> list[dict[str, Any]] | None:

@@ -58,11 +58,15 @@ def report(cli: CliContext, study_name: str, out_dir: str | None) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Fresh seeds per configuration [default: enough for the exact tests to reach p < 0.05 over the "
                    "TOP-1 comparisons: 7 at --top 3, at least 5].")
+@click.option("--population", type=click.IntRange(min=1, max=1024), default=None,
+              help="Runs trained at once as one stacked model where the task allows it (a configuration's seeds "
+                   "are members of one population) [default: the study file's `population` or SEEDS, the larger].")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress still goes to stderr).")
 @heartbeat_options("verification run")
 @pass_cli
-def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, as_json: bool, heartbeat: int, grace: int) -> None:
+def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, population: int | None, as_json: bool,
+           heartbeat: int, grace: int) -> None:
     """Retrain the TOP best configurations of STUDY_NAME with SEEDS fresh seeds each (full
     max_epochs, no pruning) and score them on the held-out test split. Trials violating the
     study's constraints are skipped; with several objectives the Pareto front is printed and
@@ -89,7 +93,8 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, as_jso
     from hpsearch.store.heartbeat import Heartbeat
 
     seeds = default_seeds(top) if seeds is None else seeds
-    result = run_verify(study_name, cli.url, top, seeds, on_progress=progress, heartbeat=Heartbeat(heartbeat, grace))
+    result = run_verify(study_name, cli.url, top, seeds, on_progress=progress, heartbeat=Heartbeat(heartbeat, grace),
+                        population=population)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -21,8 +21,8 @@ from hpsearch.cli.common import CliContext, heartbeat_options, pass_cli, storage
                    "depend on the seed. With split, retrains of different seeds cannot stack (--population). "
                    "[default: the question's `vary`, else seed]")
 @click.option("--population", type=click.IntRange(min=1, max=1024), default=None,
-              help="Retrains trained at once as one stacked model where the task allows it [default: the study "
-                   "file's `population`, else 1].")
+              help="Retrains trained at once as one stacked model where the task allows it (a level's seeds are "
+                   "members of one population) [default: the study file's `population` or the seeds, the larger].")
 @storage_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (progress still goes to stderr).")
 @heartbeat_options("retrain")

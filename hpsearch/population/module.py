@@ -22,6 +22,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from hpsearch.models.base import ClassifierModule, RegressorModule, RegularizedModule
 from hpsearch.population.optim import PopulationOptimizer
 from hpsearch.population.stacked import StackedNet, Unsupported, stack
+from hpsearch.population.stacked_cnn import is_cnn, stack_cnn
 from hpsearch.regularization import Regularization
 
 __all__ = ["PopulationEpoch", "PopulationFeed", "PopulationModule", "module_kind", "population_of"]
@@ -208,6 +209,7 @@ def population_of(
     kinds = {module_kind(m) for m in singles}
     if len(kinds) != 1:
         raise Unsupported("the members are different kinds of module")
-    net = stack([m.net for m in singles])
+    nets = [m.net for m in singles]
+    net = stack_cnn(nets) if is_cnn(nets[0]) else stack(nets)
     members = [MemberState(i, seed, reg) for i, (seed, reg) in enumerate(zip(seeds, regs))]
     return PopulationModule(net, members, kinds.pop(), batch_size)

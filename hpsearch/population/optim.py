@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from hpsearch.population.stacked import ROLE_BIAS, ROLE_NORM, ROLE_WEIGHT
+from hpsearch.population.stacked import ROLE_BIAS, ROLE_CONV_BIAS, ROLE_CONV_WEIGHT, ROLE_NORM, ROLE_WEIGHT
 from hpsearch.regularization import Regularization
 
 __all__ = ["PopulationOptimizer", "in_scope"]
@@ -34,7 +34,7 @@ def in_scope(role: str, scope: str) -> bool:
     if scope == "all":
         return True
     if scope == "weights":
-        return role == ROLE_WEIGHT
+        return role in (ROLE_WEIGHT, ROLE_CONV_WEIGHT)
     return role in (ROLE_WEIGHT, ROLE_BIAS)  # "fc"
 
 
@@ -56,7 +56,7 @@ class PopulationOptimizer(torch.optim.Optimizer):
         self.regs = list(regs)
         self.step_count = 0
         for _p, role in params:
-            if role not in (ROLE_WEIGHT, ROLE_BIAS, ROLE_NORM):
+            if role not in (ROLE_WEIGHT, ROLE_BIAS, ROLE_NORM, ROLE_CONV_WEIGHT, ROLE_CONV_BIAS):
                 raise ValueError(f"unknown parameter role {role!r}")
         self._vectors: dict[int, dict[str, torch.Tensor]] = {}
 

@@ -92,8 +92,12 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
     if error is not None:  # e.g. out of memory for the whole stack: each member alone gives its own outcome
         log.info("stacked retrain of %d members failed (%s); retraining them one at a time", len(jobs), describe_exception(error))
         return None
+    from hpsearch.models.norms import weight_norms_before_batchnorm
+
     key = metric_key(first.metric)
     device = pop.device
+    norms = [weight_norms_before_batchnorm(single) if _load_member(pop.net, pos, single) else {}
+             for pos, single in enumerate(singles)]
     test = pop.member_metrics(_to(data.test[0], device), data.test[1].to(device)).get(key)
     train = pop.member_metrics(_to(data.train[0], device), data.train[1].to(device)).get(key)
     val = pop.val_metrics.get(first.metric)
@@ -107,8 +111,31 @@ def _stacked(jobs: Sequence[RetrainJob]) -> list[Retrained] | None:
             out.append(Retrained(None, reason, pop.epochs_validated, seconds))
             continue
         out.append(Retrained(value, None, pop.epochs_validated, seconds, None if train is None else float(train[pos]),
-                             None if val is None else float(val[pos]), tuple(curve.member(pos))))
+                             None if val is None else float(val[pos]), tuple(curve.member(pos)), norms[pos] or None))
     return out
+
+
+def _load_member(net: Any, k: int, single: Any) -> bool:
+    """Copy member ``k``'s trained parameters from the stacked ``net`` into ``single`` (the
+    member's own model as the task built it); False when they do not line up. The stacked
+    parameters follow the single model's order, except BatchNorms the member does not use."""
+    import torch
+
+    from hpsearch.population.stacked import StackedBatchNorm
+    from hpsearch.population.stacked_cnn import StackedBatchNorm2d
+
+    stacked = []
+    for module in net.modules():
+        if isinstance(module, (StackedBatchNorm, StackedBatchNorm2d)) and not bool(module.use.flatten()[k]):
+            continue
+        stacked.extend(module.parameters(recurse=False))
+    own = list(single.parameters())
+    if len(own) != len(stacked) or any(a.numel() * net.size != b.numel() for a, b in zip(own, stacked)):
+        return False
+    with torch.no_grad():
+        for a, b in zip(own, stacked):
+            a.copy_(b[k].reshape(a.shape))
+    return True
 
 
 def _to(x: Any, device: Any) -> Any:

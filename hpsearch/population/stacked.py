@@ -31,12 +31,15 @@ from torch import nn
 
 from hpsearch.regularization import Standardize
 
-__all__ = ["Unsupported", "StackedNet", "signature", "stack", "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM"]
+__all__ = ["Unsupported", "StackedNet", "signature", "stack", "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM",
+           "ROLE_CONV_WEIGHT", "ROLE_CONV_BIAS"]
 
 #: Roles of stacked parameters, deciding which ``l2_scope`` covers them.
 ROLE_WEIGHT = "linear_weight"  # in scope all, weights, fc
 ROLE_BIAS = "linear_bias"  # in scope all, fc
 ROLE_NORM = "norm"  # in scope all
+ROLE_CONV_WEIGHT = "conv_weight"  # in scope all, weights (a kernel is not fc)
+ROLE_CONV_BIAS = "conv_bias"  # in scope all
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU)
 

@@ -79,10 +79,11 @@ def run_answer(name: str, url: str, seeds: int | None = None, vary: str | None =
     design, runs = cell_runs(definition)
     q = design.question
     vary = q.vary if vary is None else vary
-    population = definition.config.population if population is None else population
     if vary not in VARY:
         raise ConfigError(f"--vary: {vary!r}; valid: {', '.join(VARY)}")
     seeds = q.seeds if seeds is None else seeds
+    # by default a level's seeds train as members of one population (where the task stacks)
+    population = max(definition.config.population, seeds) if population is None else population
     if seeds < 2:
         raise ConfigError(f"--seeds must be >= 2 for a paired comparison, got {seeds}")
     maximize = definition.direction == "maximize"
