@@ -6,10 +6,10 @@ y`` / relative import counts, wherever it stands: at module level, inside a func
 import that only hides a circle is still a circle) or under ``if TYPE_CHECKING:``. ``from
 hpsearch.x import y`` is an edge to ``hpsearch.x.y`` when that is a module, else to ``hpsearch.x``.
 
-The layers, lowest first, follow the README's "How the code is laid out": the parameter table
-and plain helpers; the database; what a trial trains (tasks, models, Lightning tasks); the study
-file; running trials; what reads results; populations (their stacked retrains reuse
-``analysis.retrain``); questions; the report (it shows questions); the terminal text; and the
+The layers, lowest first, follow docs/development.md's "How the code is laid out": the parameter
+table and plain helpers; the database; what a trial trains (tasks, models, Lightning tasks); the
+study file; running trials; what reads results; populations (their stacked retrains reuse
+``analysis.retrain``); questions and ``verify`` (both retrain seeds as populations); the report (it shows questions); the terminal text; and the
 entry points (CLI, notebook API, the package root). A module may import its own layer and the
 layers below it.
 """
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("hpsearch.run",),
     ("hpsearch.analysis",),
     ("hpsearch.population",),
-    ("hpsearch.question",),
+    ("hpsearch.question", "hpsearch.analysis.verify"),  # verify retrains seeds as populations, as answer does
     ("hpsearch.analysis.report",),
     ("hpsearch.console",),
     ("hpsearch.cli", "hpsearch.api", "hpsearch", "hpsearch.__main__", "hpsearch.testing"),
