@@ -15,6 +15,7 @@ from hpsearch.models.base import ClassifierModule
 from hpsearch.models.cnn import SmallCNN
 from hpsearch.population.module import population_of
 from hpsearch.population.optim import in_scope
+from hpsearch.population.run import optimize_population
 from hpsearch.population.stacked import Unsupported
 from hpsearch.population.stacked_cnn import MemberDropout2d, StackedBatchNorm2d, stack_cnn
 from hpsearch.regularization import Regularization, l2_penalty, make_optimizer, scoped_parameters
@@ -93,12 +94,18 @@ def test_members_with_different_batchnorm_placements_step_like_single_models() -
     regs = [Regularization(learning_rate=0.05, optimizer="sgd", batchnorm=bn, weight_decay=0.01, l2_mode="loss")
             for bn in ("none", "before_activation", "after_activation")]
     singles = [_single(r, seed) for seed, r in enumerate(regs)]
-    pop = population_of([_single(r, seed) for seed, r in enumerate(regs)], regs, list(range(K)), batch_size=40)
+    sources = [_single(r, seed) for seed, r in enumerate(regs)]
+    pop = population_of(sources, regs, list(range(K)), batch_size=40)
     _steps(singles, regs, pop)
     pop.eval()
     for k, model in enumerate(singles):
         model.eval()
         assert torch.allclose(model(X), pop(X)[k], atol=1e-4)
+        # a member's trained convolutions, BatchNorms and dense layers go back into its own
+        # network (the single-trial code then computes its result attributes from it)
+        pop.net.write_member(k)
+        sources[k].eval()
+        assert torch.allclose(model(X), sources[k](X), atol=1e-4)
 
 
 def test_stacked_roles_cover_what_the_single_scopes_cover() -> None:
@@ -187,7 +194,8 @@ def test_cnn_population_members_are_trials_with_the_results_of_single_trials(wri
     fixed = {"channels": 4, "hidden_units": 16, "batch_size": 64, "optimizer": "adamw"}
     kwargs = {"task": "digits-cnn", "trials": 3, "search": search, "fixed": fixed}
     alone = run_study(load_study_file(write_study("a.yaml", **kwargs)), f"sqlite:///{tmp_path / 'a.db'}")
-    together = run_study(load_study_file(write_study("b.yaml", population=3, **kwargs)), f"sqlite:///{tmp_path / 'b.db'}")
+    together = run_study(load_study_file(write_study("b.yaml", population=3, **kwargs)), f"sqlite:///{tmp_path / 'b.db'}",
+                         round_runner=optimize_population)
     assert [t.state for t in together.trials] == [TrialState.COMPLETE] * 3
     for a, b in zip(alone.trials, together.trials):
         assert a.params == b.params
@@ -228,7 +236,7 @@ def test_verify_trains_a_configurations_seeds_as_one_population(write_study, sql
 
     path = write_study(task="digits-cnn", trials=2, max_epochs=1, search={"learning_rate": [0.01, 0.05]},
                        fixed={"channels": 4, "hidden_units": 16, "batch_size": 128})
-    run_study(load_study_file(path), sqlite_url)
+    run_study(load_study_file(path), sqlite_url, round_runner=optimize_population)
     stacked = run_verify("tiny", sqlite_url, top=2, seeds=3)
     alone_db = sqlite_url.replace("studies.db", "alone.db")
     run_study(load_study_file(path), alone_db)

@@ -21,11 +21,11 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from hpsearch.models.base import ClassifierModule, RegressorModule, RegularizedModule
 from hpsearch.population.optim import PopulationOptimizer
-from hpsearch.population.stacked import StackedNet, Unsupported, stack
-from hpsearch.population.stacked_cnn import is_cnn, stack_cnn
+from hpsearch.population.stacked import StackedNet, Unsupported, signature, stack
+from hpsearch.population.stacked_cnn import cnn_signature, is_cnn, stack_cnn
 from hpsearch.regularization import Regularization
 
-__all__ = ["PopulationEpoch", "PopulationFeed", "PopulationModule", "module_kind", "population_of"]
+__all__ = ["PopulationEpoch", "PopulationFeed", "PopulationModule", "module_kind", "population_of", "stack_signature"]
 
 
 def module_kind(module: RegularizedModule) -> str:
@@ -199,6 +199,12 @@ class PopulationModule(pl.LightningModule):
         self.generators = [self.generators[i] for i in positions]
         self.val_metrics = {k: [v[i] for i in positions] for k, v in self.val_metrics.items()}
         self.train_losses = [self.train_losses[i] for i in positions] if self.train_losses else []
+
+
+def stack_signature(net: Any) -> tuple[Any, ...]:
+    """What the networks of one population must share (a CNN's or an MLP's layer graph; see
+    :func:`population_of`); raises :class:`Unsupported` for a network that cannot stack."""
+    return cnn_signature(net) if is_cnn(net) else signature(net)
 
 
 def population_of(

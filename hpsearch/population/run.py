@@ -34,8 +34,8 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import DatabaseFailure, NonFiniteLossError, describe_exception
-from hpsearch.population.module import PopulationFeed, PopulationModule, module_kind, population_of
-from hpsearch.population.stacked import Unsupported, signature
+from hpsearch.population.module import PopulationFeed, PopulationModule, module_kind, population_of, stack_signature
+from hpsearch.population.stacked import Unsupported
 from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
@@ -80,7 +80,7 @@ def _data_shapes(data: DataSplits) -> tuple[Any, ...]:
 def _stack_key(member: Member) -> tuple[Any, ...]:
     """Members with equal keys train as one population (raises :class:`Unsupported`)."""
     net = member.single.net
-    return (module_kind(member.single), signature(net), int(member.settings.options.get("batch_size", 64)),
+    return (module_kind(member.single), stack_signature(net), int(member.settings.options.get("batch_size", 64)),
             _data_shapes(member.data))
 
 
@@ -93,7 +93,7 @@ def why_not_stacked(objective: Objective) -> str | None:
         settings = settings_for({}, config, task)
         model = task.build_model(settings.reg, settings.options, task.data_for(objective.data, settings.options))
         module_kind(model)
-        signature(model.net)
+        stack_signature(model.net)
     except Unsupported as exc:
         return str(exc)
     except Exception as exc:  # e.g. an option only the search space sets: the rounds decide

@@ -303,7 +303,7 @@ class StackedNet(nn.Module):
                  sources: list[list[tuple[nn.Module, nn.Module]]] | None = None) -> None:
         super().__init__()
         self.layers = nn.Sequential(*layers)
-        # per member: (its own Linear/BatchNorm1d, the stacked layer holding it), for write_member
+        # per member: (its own Linear/Conv2d/BatchNorm, the stacked layer holding it), for write_member
         self.sources = sources if sources is not None else [[] for _ in range(size)]
         # plain tuples (not submodules): views into self.layers
         self._standardize = tuple(layers[:1]) if layers and isinstance(layers[0], StackedStandardize) else ()
@@ -368,6 +368,11 @@ class StackedNet(nn.Module):
         """Copy member ``pos``'s trained parameters and BatchNorm statistics back into the
         single network it was stacked from (its own widths: the masked units are left out)."""
         for single, stacked in self.sources[pos]:
+            if isinstance(single, nn.Conv2d):  # a StackedConv2d: (K, out, in, kh, kw) kernels, (K, out) biases
+                single.weight.copy_(cast(nn.Parameter, stacked.weight)[pos])
+                if single.bias is not None:
+                    single.bias.copy_(cast(nn.Parameter, stacked.bias)[pos])
+                continue
             if isinstance(single, nn.Linear):
                 out, inp = single.weight.shape
                 linear = cast(StackedLinear, stacked)
@@ -375,7 +380,7 @@ class StackedNet(nn.Module):
                 if single.bias is not None and linear.bias is not None:
                     single.bias.copy_(linear.bias[pos, 0, :out])
                 continue
-            f = cast(nn.BatchNorm1d, single).num_features
+            f = cast(nn.BatchNorm1d, single).num_features  # BatchNorm1d or BatchNorm2d: (K, features)
             for name in ("weight", "bias", "running_mean", "running_var"):
                 mine, theirs = getattr(single, name), getattr(stacked, name)
                 if mine is not None and theirs is not None:

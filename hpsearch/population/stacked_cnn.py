@@ -35,11 +35,12 @@ from hpsearch.population.stacked import (
     StackedNet,
     StackedStandardize,
     Unsupported,
+    signature,
     stack,
 )
 from hpsearch.regularization import Standardize, scoped_parameters
 
-__all__ = ["stack_cnn", "is_cnn", "StackedConv2d", "StackedBatchNorm2d", "MemberDropout2d"]
+__all__ = ["stack_cnn", "is_cnn", "cnn_signature", "StackedConv2d", "StackedBatchNorm2d", "MemberDropout2d"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU)
 
@@ -230,6 +231,8 @@ class _Builder:
         self.nets = nets
         self.layers: list[nn.Module] = []
         self.roles: dict[str, str] = {}
+        # per member: (its own Conv2d/BatchNorm2d/Linear/BatchNorm1d, the stacked layer), for write_member
+        self.sources: list[list[tuple[nn.Module, nn.Module]]] = [[] for _ in nets]
         # the scopes covering each of member 0's parameters, as a single trial decides them
         named = dict(nets[0].named_parameters())
         self.scopes: dict[str, set[str]] = {name: set() for name in named}
@@ -263,15 +266,21 @@ class _Builder:
             if isinstance(first, nn.Conv2d):
                 channels = first.out_channels
                 name = column[0].name
-                self.add(StackedConv2d([cast(nn.Conv2d, c.layer) for c in column]),
-                         {"weight": self.role(f"{name}.weight"), "bias": self.role(f"{name}.bias") if first.bias is not None else ""})
+                conv = StackedConv2d([cast(nn.Conv2d, c.layer) for c in column])
+                self.add(conv, {"weight": self.role(f"{name}.weight"), "bias": self.role(f"{name}.bias") if first.bias is not None else ""})
+                for k, c in enumerate(column):
+                    self.sources[k].append((c.layer, conv))
             elif isinstance(first, nn.MaxPool2d):
                 self.layers.append(nn.MaxPool2d(first.kernel_size, first.stride, first.padding, first.dilation,
                                                 ceil_mode=first.ceil_mode))
             else:
                 self.layers.append(_copy_activation(first))
             if any(c.norm is not None for c in column):
-                self.add(StackedBatchNorm2d([c.norm for c in column]), {"weight": ROLE_NORM, "bias": ROLE_NORM})
+                norm = StackedBatchNorm2d([c.norm for c in column])
+                self.add(norm, {"weight": ROLE_NORM, "bias": ROLE_NORM})
+                for k, c in enumerate(column):
+                    if c.norm is not None:
+                        self.sources[k].append((c.norm, norm))
             if any(c.keep < 1.0 for c in column):
                 self.layers.append(MemberDropout2d([c.keep for c in column]))
         return channels
@@ -284,6 +293,19 @@ class _Builder:
             _, index, own = name.split(".")
             self.roles[f"layers.{int(index) + offset}.{own}"] = role
         self.layers.extend(inner.layers)
+        for mine, theirs in zip(self.sources, inner.sources):
+            mine.extend(theirs)
+
+
+def cnn_signature(net: nn.Module) -> tuple[Any, ...]:
+    """What :class:`SmallCNN` members stacked together must share: the image size, the layers of
+    both conv blocks (BatchNorm and dropout may differ per member) and the dense part's
+    :func:`~hpsearch.population.stacked.signature`; raises :class:`Unsupported`."""
+    if not is_cnn(net):
+        raise Unsupported(f"{type(net).__name__} is not a SmallCNN")
+    cnn = cast(SmallCNN, net)
+    blocks = tuple(tuple(_key(slot.layer) for slot in _slots(getattr(cnn, name), name)) for name in ("conv1", "conv2"))
+    return ("cnn", cnn.side, blocks, signature(nn.Sequential(cnn.fc1, cnn.fc2)))
 
 
 def stack_cnn(nets: Sequence[nn.Module]) -> StackedNet:
@@ -306,4 +328,4 @@ def stack_cnn(nets: Sequence[nn.Module]) -> StackedNet:
     channels = build.conv_block("conv2")
     build.layers.append(FromImages(channels))
     build.dense()
-    return StackedNet(build.layers, build.roles, len(cnns))
+    return StackedNet(build.layers, build.roles, len(cnns), build.sources)

@@ -82,6 +82,7 @@ def main() -> None:
     from hpsearch.run.runner import open_study
     from hpsearch.run.training import quiet_lightning
     from hpsearch.study.config import StudyFile, parse_study
+    from hpsearch.study.definition import define
 
     setup_logging(0, None)
     quiet_lightning()
@@ -91,7 +92,7 @@ def main() -> None:
         root = str(Path(tmp) / "images")
         subprocess.run([sys.executable, "make_images.py", "--root", root], check=True, capture_output=True)
         text = STUDY.format(root=root, epochs=args.epochs, workers=args.workers)
-        study, objective = open_study(StudyFile("<bench>", text, parse_study(text)), f"sqlite:///{tmp}/bench.db")
+        study, objective = open_study(define(StudyFile("<bench>", text, parse_study(text))), f"sqlite:///{tmp}/bench.db")
         print(f"torch threads: {torch.get_num_threads()}, epochs: {args.epochs}, DataLoader workers: {args.workers}")
         hpsearch_trial(study, objective)  # warm-up: imports, first Trainer, file cache
         by_hand(root, 1, args.workers, 0)

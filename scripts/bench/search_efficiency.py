@@ -30,6 +30,7 @@ from hpsearch.run.runner import open_study
 from hpsearch.run.training import evaluate, fit
 from hpsearch.store.queries import FINISHED
 from hpsearch.study.algorithms import build_sampler
+from hpsearch.study.definition import define
 from hpsearch.study.space import settings_for
 
 SPACE = """
@@ -53,7 +54,7 @@ def run_side(name: str, seed: int, trials: int, epochs: int, sampler: str, prune
     ``seed`` fixes the data split and trial seeds; ``sampler_seed`` (default: ``seed``) the sampler."""
     sf = study_file(SPACE.format(name=name, trials=trials, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner,
                                  search=QUICKSTART_SEARCH))
-    study, objective = open_study(sf, f"sqlite:///{db}")
+    study, objective = open_study(define(sf), f"sqlite:///{db}")
     if sampler_seed is not None:
         study.sampler = build_sampler(sf.config.sampler, sampler_seed)
     spent = 0

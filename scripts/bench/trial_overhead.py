@@ -80,9 +80,10 @@ def open_bench_study(epochs: int, db: Path):  # noqa: ANN201 - (study, objective
     """The benchmark study on a real SQLite file, opened the way ``hpsearch optimize`` does."""
     from hpsearch.run.runner import open_study
     from hpsearch.study.config import StudyFile
+    from hpsearch.study.definition import define
 
     text = STUDY.format(epochs=epochs)
-    return open_study(StudyFile(path="<bench>", text=text, config=parse_study(text)), f"sqlite:///{db}")
+    return open_study(define(StudyFile(path="<bench>", text=text, config=parse_study(text))), f"sqlite:///{db}")
 
 
 def hpsearch_trial(study, objective) -> tuple[float, float]:  # noqa: ANN001
