@@ -195,6 +195,22 @@ class StackedActivation(nn.Module):
         return torch.cat([act(x[a:b]) for a, b, act in self.runs])
 
 
+def members_batch_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
+    """``F.batch_norm`` over the members' features side by side on dimension 1 (K·C of them),
+    with ``norm``'s (K, C) affine parameters and running statistics flattened to match: each
+    member's channels keep their own statistics. ``norm`` is a stacked BatchNorm layer."""
+    return F.batch_norm(
+        x,
+        None if norm.running_mean is None else norm.running_mean.view(-1),
+        None if norm.running_var is None else norm.running_var.view(-1),
+        None if norm.weight is None else norm.weight.reshape(-1),
+        None if norm.bias is None else norm.bias.reshape(-1),
+        norm.training or norm.running_mean is None,
+        norm.momentum if norm.momentum is not None else 0.1,
+        norm.eps,
+    )
+
+
 class StackedBatchNorm(nn.Module):
     """K BatchNorm1d layers with their own affine parameters and running statistics; one
     ``F.batch_norm`` over the members' features laid side by side."""
@@ -229,17 +245,7 @@ class StackedBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, b, f = x.shape
-        flat = x.transpose(0, 1).reshape(b, k * f)
-        out = F.batch_norm(
-            flat,
-            None if self.running_mean is None else self.running_mean.view(-1),
-            None if self.running_var is None else self.running_var.view(-1),
-            None if self.weight is None else self.weight.reshape(-1),
-            None if self.bias is None else self.bias.reshape(-1),
-            self.training or self.running_mean is None,
-            self.momentum if self.momentum is not None else 0.1,
-            self.eps,
-        )
+        out = members_batch_norm(self, x.transpose(0, 1).reshape(b, k * f))
         out = out.reshape(b, k, f).transpose(0, 1)
         return out if self.everyone else torch.where(self.use, out, x)
 

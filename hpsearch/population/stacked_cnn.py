@@ -35,6 +35,7 @@ from hpsearch.population.stacked import (
     StackedNet,
     StackedStandardize,
     Unsupported,
+    members_batch_norm,
     signature,
     stack,
 )
@@ -130,16 +131,7 @@ class StackedBatchNorm2d(nn.Module):
         self.everyone = all(b is not None for b in layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.batch_norm(
-            x,
-            None if self.running_mean is None else self.running_mean.view(-1),
-            None if self.running_var is None else self.running_var.view(-1),
-            None if self.weight is None else self.weight.reshape(-1),
-            None if self.bias is None else self.bias.reshape(-1),
-            self.training or self.running_mean is None,
-            self.momentum if self.momentum is not None else 0.1,
-            self.eps,
-        )
+        out = members_batch_norm(self, x)
         if self.everyone:
             return out
         # a blend rather than torch.where: where on channels-last tensors with a per-channel
