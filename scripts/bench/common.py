@@ -26,3 +26,18 @@ def study_file(text: str, path: str = "<bench>") -> StudyFile:
 def result(name: str, value: float, op: str, target: float, fmt: str = ".3f") -> None:
     """Print the closing ``RESULT <name> <value> goal <op> <target>`` line."""
     print(f"RESULT {name} {value:{fmt}} goal {op} {target:g}", flush=True)
+
+#: A study of the quickstart space (``search``) with random proposals and no pruner: the
+#: population benchmarks run it whole with population 1 and K.
+RANDOM_STUDY = """
+study: {name}
+task: {task}
+trials: {trials}
+max_epochs: {epochs}
+seed: {seed}
+sampler: {{type: random}}
+pruner: {{type: none}}
+{search}fixed:
+  optimizer: adamw
+  batch_size: 64
+"""

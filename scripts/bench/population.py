@@ -42,22 +42,10 @@ from typing import Any
 import optuna
 import torch
 import yaml
-from common import QUICKSTART_SEARCH, REPO, result
+from common import QUICKSTART_SEARCH, RANDOM_STUDY, REPO, result
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
-RANDOM_STUDY = """
-study: population
-task: digits-mlp
-trials: {trials}
-max_epochs: {epochs}
-seed: {seed}
-sampler: {{type: random}}
-pruner: {{type: none}}
-{search}fixed:
-  optimizer: adamw
-  batch_size: 64
-"""
 
 
 TOY2D_STUDY = """
@@ -235,7 +223,8 @@ def mlp_part(tmp: Path, args: argparse.Namespace) -> None:
     print(f"mlp: {args.trials} trials x {args.max_epochs} epochs, random sampler, no pruner, digits-mlp, K = {k}", flush=True)
     for seed in range(args.seeds):
         study = tmp / f"random-{seed}.yaml"
-        study.write_text(RANDOM_STUDY.format(trials=args.trials, epochs=args.max_epochs, seed=seed, search=QUICKSTART_SEARCH))
+        study.write_text(RANDOM_STUDY.format(name="population", task="digits-mlp", trials=args.trials,
+                                             epochs=args.max_epochs, seed=seed, search=QUICKSTART_SEARCH))
         t1, tk, b1, bk = side_by_side(study, tmp, f"seed {seed}", k, args.device)
         times1.append(t1)
         timesk.append(tk)

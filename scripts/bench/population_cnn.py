@@ -25,22 +25,10 @@ import time
 from pathlib import Path
 
 import optuna
-from common import QUICKSTART_SEARCH, result
+from common import QUICKSTART_SEARCH, RANDOM_STUDY, result
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
-STUDY = """
-study: population-cnn
-task: digits-cnn
-trials: {trials}
-max_epochs: {epochs}
-seed: {seed}
-sampler: {{type: random}}
-pruner: {{type: none}}
-{search}fixed:
-  optimizer: adamw
-  batch_size: 64
-"""
 
 
 def run(study: Path, url: str, population: int, threads: int) -> float:
@@ -70,7 +58,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         for seed in range(args.seeds):
             study = tmp / f"cnn-{seed}.yaml"
-            study.write_text(STUDY.format(trials=args.trials, epochs=args.max_epochs, seed=seed, search=QUICKSTART_SEARCH))
+            study.write_text(RANDOM_STUDY.format(name="population-cnn", task="digits-cnn", trials=args.trials,
+                                                 epochs=args.max_epochs, seed=seed, search=QUICKSTART_SEARCH))
             row = []
             for size in (1, k):
                 url = f"sqlite:///{tmp / f'cnn-{seed}-k{size}.db'}"
