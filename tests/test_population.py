@@ -10,7 +10,7 @@ import torch
 from hpsearch.models.base import ClassifierModule
 from hpsearch.models.mlp import mlp
 from hpsearch.population.module import population_of
-from hpsearch.population.stacked import StackedDropout, StackedLinear, Unsupported, stack
+from hpsearch.population.stacked import StackedBatchNorm, StackedDropout, StackedLinear, Unsupported, stack
 from hpsearch.regularization import Regularization, l2_penalty, make_optimizer
 
 K = 3
@@ -215,6 +215,31 @@ def test_dropping_members_keeps_the_others() -> None:
     (pop.member_losses(pop(X), Y.expand(2, -1))).sum().backward()
     opt.step()  # optimizer state follows the members
     assert [m.index for m in pop.members] == [0, 2]
+
+
+def test_dropping_members_of_mixed_batchnorm_placements_keeps_the_others_and_the_layouts() -> None:
+    # members ordered by placement: each stacked BatchNorm runs on its run of members; after
+    # dropping members the runs follow, and the transposed weight layout (no copy per step) stays
+    placements = ["after_activation", "after_activation", "before_activation", "none"]
+    regs = [Regularization(learning_rate=0.05, weight_decay=0.01, batchnorm=bn) for bn in placements]
+    pop = population_of([_single(r, s) for s, r in enumerate(regs)], regs, list(range(4)), batch_size=40)
+    norms = [m for m in pop.net.modules() if isinstance(m, StackedBatchNorm)]
+    assert [n.runs for n in norms[:2]] == [[(0, 2, False), (2, 3, True), (3, 4, False)], [(0, 2, True), (2, 4, False)]]
+    opt = pop.configure_optimizers()
+    (pop.member_losses(pop(X), Y.expand(4, -1))).sum().backward()
+    opt.step()
+    pop.eval()
+    before = pop(X)[[1, 3]]
+    pop.keep([1, 3])
+    assert [n.runs for n in norms[:2]] == [[(0, 2, False)], [(0, 1, True), (1, 2, False)]]
+    assert torch.allclose(pop(X), before)
+    for linear in _linears(pop.net):
+        assert linear.weight.stride(1) == 1 and opt.state[linear.weight]["exp_avg"].stride() == linear.weight.stride()
+    pop.train()
+    opt.zero_grad()
+    (pop.member_losses(pop(X), Y.expand(2, -1))).sum().backward()
+    assert all(p.grad.stride() == p.stride() for p in pop.net.parameters() if p.grad is not None)
+    opt.step()
 
 
 # --- runs on a real SQLite study ---------------------------------------------------------

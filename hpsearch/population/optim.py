@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from hpsearch.population.stacked import ROLE_BIAS, ROLE_CONV_BIAS, ROLE_CONV_WEIGHT, ROLE_NORM, ROLE_WEIGHT
+from hpsearch.population.stacked import ROLE_BIAS, ROLE_CONV_BIAS, ROLE_CONV_WEIGHT, ROLE_NORM, ROLE_WEIGHT, rows_like
 from hpsearch.regularization import Regularization
 
 __all__ = ["PopulationOptimizer", "in_scope"]
@@ -203,7 +203,7 @@ class PopulationOptimizer(torch.optim.Optimizer):
             self.roles[id(new)] = self.roles.pop(id(p))
             state = self.state.get(p)
             if state:
-                new_state[new] = {k: v.index_select(0, index.to(v.device)).clone() for k, v in state.items()}
+                new_state[new] = {k: rows_like(v, index) for k, v in state.items()}
         group["params"] = [replaced[id(p)] for p in old_params]
         self.state.clear()
         self.state.update(new_state)

@@ -268,8 +268,9 @@ def run_round(study: optuna.Study, objective: Objective, size: int, stopper: Cal
                     alone.append(member)
                     log.info("population: building trial %d's model failed: %s", member.trial.number, exc)
             for group in groups.values():
-                # members of one activation side by side: each activation runs on one slice
-                group.sort(key=lambda m: m.settings.reg.activation)
+                # members of one activation side by side (each activation runs on one slice), and
+                # within it of one BatchNorm placement (each stacked BatchNorm runs on one slice)
+                group.sort(key=lambda m: (m.settings.reg.activation, m.settings.reg.batchnorm))
                 with signals.trial_body():
                     _train_group(group, objective, objective.definition.config.max_epochs)
                 for member in group:

@@ -31,7 +31,7 @@ from torch import nn
 
 from hpsearch.regularization import Standardize
 
-__all__ = ["Unsupported", "StackedNet", "signature", "stack", "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM",
+__all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm", "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM",
            "ROLE_CONV_WEIGHT", "ROLE_CONV_BIAS"]
 
 #: Roles of stacked parameters, deciding which ``l2_scope`` covers them.
@@ -123,13 +123,16 @@ def _slots(net: nn.Module) -> list[_Slot]:
 
 class StackedLinear(nn.Module):
     """K Linear layers: ``weight`` (K, out, in), ``bias`` (K, 1, out); input (K, B, in). Narrower
-    members' weights and biases are zero-padded to the widest."""
+    members' weights and biases are zero-padded to the widest. The weight is laid out (K, in, out)
+    in memory (a transposed view), so that ``baddbmm`` reads it and autograd writes its gradient
+    without a transposing copy."""
 
     def __init__(self, layers: Sequence[nn.Linear]) -> None:
         super().__init__()
         out = max(layer.out_features for layer in layers)
         inp = max(layer.in_features for layer in layers)
-        self.weight = nn.Parameter(torch.stack([_padded(layer.weight.detach(), (out, inp)) for layer in layers]))
+        weight = torch.stack([_padded(layer.weight.detach(), (out, inp)) for layer in layers])
+        self.weight = nn.Parameter(weight.transpose(1, 2).contiguous().transpose(1, 2))
         biases = [layer.bias for layer in layers]
         self.bias = (
             nn.Parameter(torch.stack([_padded(b.detach(), (out,)) for b in biases if b is not None]).unsqueeze(1))
@@ -143,6 +146,15 @@ class StackedLinear(nn.Module):
         if self.bias is None:
             return torch.bmm(x, self.weight.transpose(1, 2))
         return torch.baddbmm(self.bias, x, self.weight.transpose(1, 2))
+
+
+def rows_like(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """A new tensor of ``t``'s rows ``index`` (dimension 0), laid out in memory as ``t`` is
+    (e.g. a transposed weight stays transposed)."""
+    picked = t.index_select(0, index.to(t.device))
+    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))  # outermost dimension first
+    inverse = sorted(range(t.dim()), key=lambda d: order[d])
+    return picked.permute(order).contiguous().permute(inverse)
 
 
 def _padded(t: torch.Tensor, shape: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
@@ -195,16 +207,33 @@ class StackedActivation(nn.Module):
         return torch.cat([act(x[a:b]) for a, b, act in self.runs])
 
 
-def members_batch_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
-    """``F.batch_norm`` over the members' features side by side on dimension 1 (K·C of them),
-    with ``norm``'s (K, C) affine parameters and running statistics flattened to match: each
-    member's channels keep their own statistics. ``norm`` is a stacked BatchNorm layer."""
+def member_runs(flags: Sequence[bool]) -> list[tuple[int, int, bool]]:
+    """Consecutive members with the same flag, as ``(start, end, flag)``."""
+    runs: list[tuple[int, int, bool]] = []
+    for i, flag in enumerate(flags):
+        if runs and runs[-1][2] == flag:
+            runs[-1] = (runs[-1][0], i + 1, flag)
+        else:
+            runs.append((i, i + 1, flag))
+    return runs
+
+
+def members_batch_norm(norm: Any, x: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
+    """``F.batch_norm`` over the features of members ``start:end`` side by side on dimension 1
+    ((end - start)·C of them), with those members' rows of ``norm``'s (K, C) affine parameters and
+    running statistics flattened to match: each member's channels keep their own statistics (the
+    running statistics are updated in place). ``norm`` is a stacked BatchNorm layer."""
+    rows = slice(start, end)
+
+    def flat(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[rows].reshape(-1)
+
     return F.batch_norm(
         x,
-        None if norm.running_mean is None else norm.running_mean.view(-1),
-        None if norm.running_var is None else norm.running_var.view(-1),
-        None if norm.weight is None else norm.weight.reshape(-1),
-        None if norm.bias is None else norm.bias.reshape(-1),
+        None if norm.running_mean is None else norm.running_mean[rows].view(-1),
+        None if norm.running_var is None else norm.running_var[rows].view(-1),
+        flat(norm.weight),
+        flat(norm.bias),
         norm.training or norm.running_mean is None,
         norm.momentum if norm.momentum is not None else 0.1,
         norm.eps,
@@ -213,7 +242,10 @@ def members_batch_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
 
 class StackedBatchNorm(nn.Module):
     """K BatchNorm1d layers with their own affine parameters and running statistics; one
-    ``F.batch_norm`` over the members' features laid side by side."""
+    ``F.batch_norm`` over the features of each run of consecutive members that have a BatchNorm
+    here, laid side by side. Members without one pass their input through untouched (their
+    BatchNorm parameters stay unused), so a population ordered by BatchNorm placement normalizes
+    each member once, at its own place."""
 
     running_mean: torch.Tensor
     running_var: torch.Tensor
@@ -239,15 +271,23 @@ class StackedBatchNorm(nn.Module):
             self.register_buffer("running_var", pad([b.running_var for b in norms], 1.0))  # type: ignore[misc]
         else:
             self.running_mean = self.running_var = None  # type: ignore[assignment]
-        # members without a BatchNorm here pass their input through (their BN parameters stay unused)
-        self.register_buffer("use", torch.tensor([b is not None for b in layers]).view(-1, 1, 1))
-        self.everyone = all(b is not None for b in layers)
+        self.register_buffer("use", torch.tensor([b is not None for b in layers]))
+        self.members_kept()
+
+    def members_kept(self) -> None:
+        """Recompute the runs of members with a BatchNorm here (after members were dropped)."""
+        self.runs = member_runs(self.use.view(-1).tolist())
+
+    def _norm(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        m, b, f = x.shape
+        out = members_batch_norm(self, x.transpose(0, 1).reshape(b, m * f), start, end)
+        return out.reshape(b, m, f).transpose(0, 1).contiguous()  # contiguous: the next product reads it faster
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, b, f = x.shape
-        out = members_batch_norm(self, x.transpose(0, 1).reshape(b, k * f))
-        out = out.reshape(b, k, f).transpose(0, 1)
-        return out if self.everyone else torch.where(self.use, out, x)
+        if len(self.runs) == 1:
+            return self._norm(x, 0, x.shape[0]) if self.runs[0][2] else x
+        parts = x.split([e - a for a, e, _ in self.runs])  # (its backward is one cat)
+        return torch.cat([self._norm(part, a, e) if used else part for part, (a, e, used) in zip(parts, self.runs)])
 
 
 class StackedStandardize(nn.Module):
@@ -333,7 +373,8 @@ class StackedNet(nn.Module):
         if h.dim() == 2:
             h = h.unsqueeze(0).expand(self.size, *h.shape)
         if self.training and self.drops:
-            scale = (torch.rand(h.shape[0], h.shape[1], self.keep_all.shape[2], device=h.device) < self.keep_all) * self.inv_keep_all
+            scale = torch.rand(h.shape[0], h.shape[1], self.keep_all.shape[2], device=h.device, dtype=h.dtype)
+            scale.lt_(self.keep_all).mul_(self.inv_keep_all)  # mask / keep, in place
             start = 0
             for drop in self.drops:
                 drop.scale = scale[..., start:start + drop.width]
@@ -357,14 +398,16 @@ class StackedNet(nn.Module):
             for module in self.modules():
                 for name, p in list(module._parameters.items()):
                     if p is not None:
-                        new = nn.Parameter(p.detach().index_select(0, index.to(p.device)).clone())
+                        new = nn.Parameter(rows_like(p.detach(), index))
                         module._parameters[name] = new
                         replaced[id(p)] = new
                 for name, buf in list(module._buffers.items()):
                     if buf is not None:
-                        module._buffers[name] = buf.index_select(0, index.to(buf.device)).clone()
+                        module._buffers[name] = rows_like(buf, index)
                 if isinstance(module, StackedActivation):
                     module.keep_members(index)
+                elif hasattr(module, "members_kept"):  # a stacked BatchNorm: its runs of members
+                    module.members_kept()
         self.sources = [self.sources[i] for i in index.tolist()]
         self.size = int(index.numel())
         return replaced
