@@ -51,3 +51,25 @@ def test_user_attrs_written_together_read_back_by_plain_optuna(url: str) -> None
     study.tell(trial, 1.0)
     attrs = optuna.load_study(study_name="s", storage=url).trials[0].user_attrs
     assert attrs == {"seed": 7, "device": "cpu", "gap": 0.01, "none": None}
+
+
+def test_a_population_epoch_is_reported_in_one_write_that_plain_optuna_and_the_pruner_read(url: str) -> None:
+    from hpsearch.store.queries import report_all
+
+    study = optuna.create_study(storage=connect(url), study_name="s", direction="maximize",
+                                pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+    a, b, done = study.ask(), study.ask(), study.ask()
+    report_all([(a, 0, 0.9), (b, 0, 0.1)])
+    assert not a.should_prune() and b.should_prune()  # each trial's pruner sees its own value
+    report_all([(a, 0, 0.2), (a, 1, float("nan")), (b, 1, 0.7)])  # a step already reported is ignored, as by Trial.report
+    study.tell(done, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):  # all or none
+        report_all([(a, 2, 0.3), (done, 0, 0.5)])
+    study.tell(a, 1.0)
+    study.tell(b, 1.0)
+    trials = optuna.load_study(study_name="s", storage=url).trials  # Optuna's own RDBStorage
+    assert trials[0].intermediate_values.keys() == {0, 1} and trials[0].intermediate_values[0] == 0.9
+    assert math.isnan(trials[0].intermediate_values[1])
+    assert trials[1].intermediate_values == {0: 0.1, 1: 0.7} and trials[2].intermediate_values == {}
+    with pytest.raises(KeyError):  # an unknown trial
+        connect(url).set_trials_intermediate_values([(10_000, 0, 0.5)])

@@ -40,7 +40,8 @@ from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
 from hpsearch.run.trial_loop import population_note
-from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, set_trial_user_attrs, trial_id
+from hpsearch.store.queries import (beating, fail_if_running, fail_stale_trials, finished_trials, report_all,
+                                    set_trial_user_attrs, trial_id)
 from hpsearch.study.space import TrialSettings, settings_for
 from hpsearch.tasks.base import DataSplits
 
@@ -116,16 +117,17 @@ class _MemberReports(pl.Callback):
         values = pl_module.val_metrics.get(metric)
         epoch = pl_module.current_epoch
         stopped: dict[int, tuple[TrialState, str]] = {}
-        for pos, state in enumerate(pl_module.members):
-            member = self.members[state.index]
+        reported: list[int] = []
+        for pos in range(pl_module.size):
             loss = pl_module.train_losses[pos]
             if not math.isfinite(loss):
                 stopped[pos] = (TrialState.PRUNED, f"non-finite training loss ({loss}) in epoch {epoch}")
-                continue
-            if values is None:
-                continue
-            member.trial.report(values[pos], step=epoch)
-            if member.trial.should_prune():
+            elif values is not None:
+                reported.append(pos)
+        if values is not None:  # every member's value of this epoch in one write, then each one's pruning decision
+            report_all([(self.members[pl_module.members[pos].index].trial, epoch, values[pos]) for pos in reported])
+        for pos in reported:
+            if self.members[pl_module.members[pos].index].trial.should_prune():
                 stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")
         if stopped:
             _finish(pl_module, [self.members[pl_module.members[p].index] for p in stopped], self.objective, self.started,
@@ -285,8 +287,10 @@ def run_round(study: optuna.Study, objective: Objective, size: int, stopper: Cal
                     member.trial.set_user_attr("fail_reason", reason)
             raise
         finally:
+            told = {m.trial.number for m in members if m.told}
             for trial in trials:
-                _fail_running(study, trial)
+                if trial.number not in told:  # a told trial is finished: nothing to check
+                    _fail_running(study, trial)
     return stop
 
 

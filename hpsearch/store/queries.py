@@ -149,6 +149,26 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, object]) -> None:
         bulk(trial._trial_id, attrs)
 
 
+def report_all(reports: list[tuple[optuna.Trial, int, float]]) -> None:
+    """``trial.report(value, step)`` for every ``(trial, step, value)``: in one transaction when
+    the storage is hpsearch's (a population reports all its members' epoch at once), and each
+    trial's own record of its intermediate values, which its pruner reads, updated as
+    ``Trial.report`` updates it. A step a trial already reported is ignored, as by ``Trial.report``."""
+    if not reports:
+        return
+    bulk = getattr(_rdb(reports[0][0].storage), "set_trials_intermediate_values", None)
+    records = [getattr(trial, "_cached_frozen_trial", None) for trial, _, _ in reports]
+    if bulk is None or any(not isinstance(r, FrozenTrial) for r in records):
+        for trial, step, value in reports:
+            trial.report(value, step)
+        return
+    fresh = [(trial, int(step), float(value), record) for (trial, step, value), record in zip(reports, records)
+             if int(step) not in record.intermediate_values]
+    bulk([(trial._trial_id, step, value) for trial, step, value, _ in fresh])
+    for _, step, value, record in fresh:
+        record.intermediate_values[step] = value
+
+
 def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
     """Mark the trial FAIL with ``fail_reason`` if it is still RUNNING; True if it was."""
     storage = study._storage

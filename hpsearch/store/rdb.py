@@ -33,7 +33,7 @@ _RETRIED = (
     "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
     "get_all_trials", "get_best_trial", "_get_stale_trial_ids",
-    "get_n_trials", "set_trial_user_attrs",
+    "get_n_trials", "set_trial_user_attrs", "set_trials_intermediate_values",
     # private ones called by Optuna's _CachedStorage wrapper
     "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
 )
@@ -45,6 +45,7 @@ class _HotPathSQL:
     a SQLAlchemy expression costs more than executing it on SQLite)."""
 
     trial_state: Any
+    trial_states: Any
     upsert_value: Any  # None where the dialect has no ON CONFLICT: update, then insert
     update_value: Any
     insert_value: Any
@@ -71,6 +72,7 @@ def _statements(dialect: str) -> _HotPathSQL:
     attrs = models.TrialUserAttributeModel.__table__
     return _HotPathSQL(
         trial_state=sa.select(trials.c.state).where(trials.c.trial_id == sa.bindparam("trial_id")),
+        trial_states=sa.select(trials.c.trial_id, trials.c.state).where(trials.c.trial_id.in_(sa.bindparam("ids", expanding=True))),
         upsert_value=_upsert_value(dialect, values),
         update_value=sa.update(values)
         .where((values.c.trial_id == sa.bindparam("trial_id")) & (values.c.step == sa.bindparam("step")))
@@ -166,6 +168,31 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 conn.execute(sql.upsert_value, row)
             elif conn.execute(sql.update_value, row).rowcount == 0:
                 conn.execute(sql.insert_value, row)
+
+    def set_trials_intermediate_values(self, rows: list[tuple[int, int, float]]) -> None:
+        """Several trials' intermediate values, ``(trial_id, step, value)`` each, in one
+        transaction (a population reports every member's epoch at once): the same rows and the
+        same checks as :meth:`set_trial_intermediate_value` for each, all or none written."""
+        if not rows:
+            return
+        sql = _statements(self.engine.dialect.name)
+        params = []
+        for trial_id, step, value in rows:
+            stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+            params.append({"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind})
+        ids = list(dict.fromkeys(trial_id for trial_id, _, _ in rows))
+        with self.engine.begin() as conn:
+            states = dict(conn.execute(sql.trial_states, {"ids": ids}).all())  # one query for every trial
+            for trial_id in ids:
+                if trial_id not in states:
+                    raise KeyError(f"No trial with trial_id {trial_id} exists.")
+                self.check_trial_is_updatable(trial_id, states[trial_id])
+            if sql.upsert_value is not None:
+                conn.execute(sql.upsert_value, params)
+            else:
+                for row in params:
+                    if conn.execute(sql.update_value, row).rowcount == 0:
+                        conn.execute(sql.insert_value, row)
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         """Several user attrs of a trial in one transaction of three Core statements
