@@ -73,3 +73,30 @@ def test_a_population_epoch_is_reported_in_one_write_that_plain_optuna_and_the_p
     assert trials[1].intermediate_values == {0: 0.1, 1: 0.7} and trials[2].intermediate_values == {}
     with pytest.raises(KeyError):  # an unknown trial
         connect(url).set_trials_intermediate_values([(10_000, 0, 0.5)])
+
+
+def test_a_trial_read_by_hpsearch_equals_the_trial_plain_optuna_reads(url: str) -> None:
+    # hpsearch reads a trial with Core queries; Optuna's own RDBStorage with its ORM: equal FrozenTrials
+    storage = connect(url)
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize", "minimize"])
+    done = study.ask()
+    done.suggest_float("lr", 1e-4, 1e-1, log=True)
+    done.suggest_int("width", 2, 64, step=2)
+    done.suggest_categorical("bn", ["none", "before_activation", None, 3])
+    done.set_user_attr("curve", [0.5, float("inf")])
+    storage.set_trial_system_attr(done._trial_id, "constraints", [0.0, -1.0])
+    study.tell(done, [0.9, float("-inf")])
+    single = optuna.create_study(storage=storage, study_name="one", direction="maximize")
+    pruned = single.ask()
+    for step, value in enumerate([0.5, float("nan"), float("inf"), 0.25]):
+        pruned.report(value, step)
+    single.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    running, failed = single.ask(), single.ask()
+    single.tell(failed, state=optuna.trial.TrialState.FAIL)
+    plain = optuna.storages.RDBStorage(url)
+    for trial in (done, pruned, running, failed):
+        ours, theirs = storage.get_trial(trial._trial_id), plain.get_trial(trial._trial_id)
+        assert repr(ours) == repr(theirs) and list(ours.intermediate_values) == list(theirs.intermediate_values)
+        assert ours.params == theirs.params and ours.distributions == theirs.distributions
+    with pytest.raises(KeyError):
+        storage.get_trial(10_000)

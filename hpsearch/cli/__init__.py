@@ -36,9 +36,11 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
       hpsearch best quickstart
     """
     from hpsearch.logs import setup_logging
+    from hpsearch.run.memory import keep_freed_memory
 
     ctx.obj = CliContext(verbose, log_file, storage, storage_file)
     setup_logging(verbose, log_file)
+    keep_freed_memory()  # training steps reuse their large blocks instead of page-faulting them in again
 
 
 def _register() -> None:

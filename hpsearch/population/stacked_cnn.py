@@ -155,10 +155,10 @@ class MemberDropout2d(nn.Module):
         if not self.training:
             return x
         k = self.keep.numel()
-        keep = self.keep.to(x.dtype).view(1, k, 1, 1)
-        grouped = x.reshape(x.shape[0], k, x.shape[1] // k, -1)
-        mask = torch.rand_like(grouped) < keep
-        return (grouped * mask / keep).reshape(x.shape)
+        keep = self.keep.to(x.dtype).repeat_interleave(x.shape[1] // k).view(1, -1, 1, 1)  # each member's channels
+        scale = torch.rand_like(x)  # x's memory format (channels-last): no reshaping copy
+        scale.lt_(keep).div_(keep)  # mask / keep, in place
+        return x * scale
 
 
 @dataclass
