@@ -100,3 +100,16 @@ def test_a_trial_read_by_hpsearch_equals_the_trial_plain_optuna_reads(url: str) 
         assert ours.params == theirs.params and ours.distributions == theirs.distributions
     with pytest.raises(KeyError):
         storage.get_trial(10_000)
+    waiting = single.enqueue_trial({"lr": 0.01}) or single.trials[-1]  # a WAITING trial
+    for study_id in (study._study_id, single._study_id):
+        for states in (None, (optuna.trial.TrialState.WAITING,), (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
+            for included, greater in ((set(), -1), ({pruned._trial_id, running._trial_id}, failed._trial_id - 1),
+                                      (set(), running._trial_id), ({running._trial_id}, waiting._trial_id)):
+                ours = storage._get_trials(study_id, states, included, greater)
+                theirs = plain._get_trials(study_id, states, included, greater)
+                assert [repr(t) for t in ours] == [repr(t) for t in theirs], (study_id, states, included, greater)
+    assert repr(storage.get_all_trials(single._study_id)) == repr(plain.get_all_trials(single._study_id))
+    empty = optuna.create_study(storage=storage, study_name="empty")
+    assert storage.get_all_trials(empty._study_id) == []
+    with pytest.raises(KeyError):
+        storage.get_all_trials(10_000)

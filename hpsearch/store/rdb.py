@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any, Callable, Container, Iterable, cast
 
 import optuna
 import sqlalchemy as sa
@@ -53,7 +53,6 @@ class _HotPathSQL:
     insert_value: Any
     delete_attrs: Any
     insert_attr: Any
-    trial_parts: tuple[Any, ...]  # get_trial: the trial's row, values, params, user attrs, system attrs, intermediate values
 
 
 def _upsert_value(dialect: str, values: sa.Table) -> Any:
@@ -86,29 +85,58 @@ def _statements(dialect: str) -> _HotPathSQL:
             (attrs.c.trial_id == sa.bindparam("trial_id")) & attrs.c.key.in_(sa.bindparam("keys", expanding=True))
         ),
         insert_attr=sa.insert(attrs),
-        trial_parts=_trial_parts(),
     )
 
 
-def _trial_parts() -> tuple[Any, ...]:
-    """The six Core selects of :meth:`RetryingRDBStorage.get_trial`, each row in the order of
-    its table's primary key (the order Optuna's ORM relationships load them in)."""
-    m = models
-    trials = m.TrialModel.__table__
-    trial_id = sa.bindparam("trial_id")
+#: The tables of a trial's parts: (table, primary key, columns read), in FrozenTrial order.
+_PARTS = (
+    (models.TrialValueModel.__table__, "trial_value_id", ("objective", "value", "value_type")),
+    (models.TrialParamModel.__table__, "param_id", ("param_name", "param_value", "distribution_json")),
+    (models.TrialUserAttributeModel.__table__, "trial_user_attribute_id", ("key", "value_json")),
+    (models.TrialSystemAttributeModel.__table__, "trial_system_attribute_id", ("key", "value_json")),
+    (models.TrialIntermediateValueModel.__table__, "trial_intermediate_value_id",
+     ("step", "intermediate_value", "intermediate_value_type")),
+)
 
-    def rows(table: sa.Table, key: str, *columns: str) -> Any:
-        return sa.select(*(table.c[c] for c in columns)).where(table.c.trial_id == trial_id).order_by(table.c[key])
 
-    return (
-        sa.select(trials.c.number, trials.c.state, trials.c.datetime_start, trials.c.datetime_complete)
-        .where(trials.c.trial_id == trial_id),
-        rows(m.TrialValueModel.__table__, "trial_value_id", "objective", "value", "value_type"),
-        rows(m.TrialParamModel.__table__, "param_id", "param_name", "param_value", "distribution_json"),
-        rows(m.TrialUserAttributeModel.__table__, "trial_user_attribute_id", "key", "value_json"),
-        rows(m.TrialSystemAttributeModel.__table__, "trial_system_attribute_id", "key", "value_json"),
-        rows(m.TrialIntermediateValueModel.__table__, "trial_intermediate_value_id", "step", "intermediate_value",
-             "intermediate_value_type"),
+def read_trials(conn: Any, which: Any) -> list[FrozenTrial]:
+    """The trials whose rows ``which`` (a WHERE clause on the trials table) selects, in trial-id
+    order, read with six Core selects (the trial rows, then each part of all of them, in the
+    order of its table's primary key: the order Optuna's ORM relationships load them in) and
+    built as Optuna's ``RDBStorage._build_frozen_trial_from_trial_model`` builds them."""
+    trials = models.TrialModel.__table__
+    rows = conn.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start,
+                                  trials.c.datetime_complete).where(which).order_by(trials.c.trial_id)).all()
+    if not rows:
+        return []
+    chosen = sa.select(trials.c.trial_id).where(which).scalar_subquery() if len(rows) > 1 else rows[0].trial_id
+    parts: list[dict[int, list[Any]]] = []
+    for table, key, columns in _PARTS:
+        owned = table.c.trial_id.in_(chosen) if len(rows) > 1 else table.c.trial_id == chosen
+        by_trial: dict[int, list[Any]] = {}
+        for r in conn.execute(sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(owned).order_by(table.c[key])):
+            by_trial.setdefault(r[0], []).append(r[1:])
+        parts.append(by_trial)
+    return [_frozen(row, *(part.get(row.trial_id, []) for part in parts)) for row in rows]
+
+
+def _frozen(row: Any, values: list[Any], params: list[Any], user: list[Any], system: list[Any], steps: list[Any]) -> FrozenTrial:
+    stored_values: list[float] | None = None
+    if values:
+        stored_values = [0.0] * len(values)
+        for objective, value, kind in values:
+            stored_values[objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
+    dists = {name: distributions.json_to_distribution(text) for name, _, text in params}
+    return FrozenTrial(
+        number=row.number, state=row.state, value=None, values=stored_values,
+        datetime_start=_local_time(row.datetime_start), datetime_complete=_local_time(row.datetime_complete),
+        params={name: dists[name].to_external_repr(value) for name, value, _ in params},
+        distributions=dists,
+        user_attrs={k: json.loads(v) for k, v in user},
+        system_attrs={k: json.loads(v) for k, v in system},
+        intermediate_values={step: models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+                             for step, value, kind in steps},
+        trial_id=row.trial_id,
     )
 
 
@@ -201,33 +229,33 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 conn.execute(sql.insert_value, row)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        """Optuna's ``get_trial`` (an equal FrozenTrial, built as Optuna builds it) read with six
-        prebuilt Core selects instead of ORM objects: every ``tell`` reads the trial twice, with
+        """Optuna's ``get_trial`` (an equal FrozenTrial) read with prebuilt-shape Core selects
+        instead of ORM objects (:func:`read_trials`): every ``tell`` reads the trial twice, with
         one row per reported epoch, and the ORM spent milliseconds building those rows."""
-        parts = _statements(self.engine.dialect.name).trial_parts
-        key = {"trial_id": trial_id}
         with self.engine.connect() as conn:
-            row = conn.execute(parts[0], key).one_or_none()
-            if row is None:
+            found = read_trials(conn, models.TrialModel.__table__.c.trial_id == trial_id)
+        if not found:
+            raise KeyError(models.NOT_FOUND_MSG)
+        return found[0]
+
+    def _get_trials(self, study_id: int, states: Container[TrialState] | None, included_trial_ids: set[int],
+                    trial_id_greater_than: int) -> list[FrozenTrial]:
+        """Optuna's ``_get_trials`` (the same trials; what ``get_all_trials`` and Optuna's trial
+        cache read: every ``ask`` re-reads the study's unfinished trials) with :func:`read_trials`."""
+        included = {i for i in included_trial_ids if i <= trial_id_greater_than}
+        trials = models.TrialModel.__table__
+        which = trials.c.study_id == study_id
+        if states is not None:
+            which = which & trials.c.state.in_(list(cast(Iterable[TrialState], states)))
+        if included and trial_id_greater_than > -1:
+            which = which & sa.or_(trials.c.trial_id.in_(sorted(included)), trials.c.trial_id > trial_id_greater_than)
+        elif trial_id_greater_than > -1:
+            which = which & (trials.c.trial_id > trial_id_greater_than)
+        studies = models.StudyModel.__table__
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
                 raise KeyError(models.NOT_FOUND_MSG)
-            values, params, user, system, steps = (conn.execute(q, key).all() for q in parts[1:])
-        stored_values: list[float] | None = None
-        if values:
-            stored_values = [0.0] * len(values)
-            for objective, value, kind in values:
-                stored_values[objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
-        dists = {name: distributions.json_to_distribution(text) for name, _, text in params}
-        return FrozenTrial(
-            number=row.number, state=row.state, value=None, values=stored_values,
-            datetime_start=_local_time(row.datetime_start), datetime_complete=_local_time(row.datetime_complete),
-            params={name: dists[name].to_external_repr(value) for name, value, _ in params},
-            distributions=dists,
-            user_attrs={k: json.loads(v) for k, v in user},
-            system_attrs={k: json.loads(v) for k, v in system},
-            intermediate_values={step: models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-                                 for step, value, kind in steps},
-            trial_id=trial_id,
-        )
+            return read_trials(conn, which)
 
     def set_trials_intermediate_values(self, rows: list[tuple[int, int, float]]) -> None:
         """Several trials' intermediate values, ``(trial_id, step, value)`` each, in one
