@@ -204,7 +204,8 @@ class StackedActivation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.runs) == 1:
             return self.runs[0][2](x)
-        return torch.cat([act(x[a:b]) for a, b, act in self.runs])
+        parts = x.split([b - a for a, b, _ in self.runs])  # (its backward is one cat, not a zero-filled copy per slice)
+        return torch.cat([act(part) for part, (_, _, act) in zip(parts, self.runs)])
 
 
 def member_runs(flags: Sequence[bool]) -> list[tuple[int, int, bool]]:
