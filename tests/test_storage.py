@@ -113,3 +113,24 @@ def test_a_trial_read_by_hpsearch_equals_the_trial_plain_optuna_reads(url: str) 
     assert storage.get_all_trials(empty._study_id) == []
     with pytest.raises(KeyError):
         storage.get_all_trials(10_000)
+
+
+def test_suggested_values_are_written_as_plain_optuna_writes_them_and_checked_alike(url: str) -> None:
+    storage = connect(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    first = study.ask()
+    first.suggest_float("lr", 1e-4, 1e-1, log=True)
+    first.suggest_categorical("bn", ["none", "after_activation"])
+    study.tell(first, 1.0)
+    second = study.ask()
+    assert second.suggest_categorical("bn", ["none", "after_activation"]) in ("none", "after_activation")
+    with pytest.raises(ValueError):  # incompatible with the study's earlier distribution of that name
+        storage.set_trial_param(second._trial_id, "lr", 0.5, optuna.distributions.IntDistribution(0, 3))
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_param(first._trial_id, "width", 1, optuna.distributions.IntDistribution(0, 3))
+    with pytest.raises(KeyError):
+        storage.set_trial_param(10_000, "width", 1, optuna.distributions.IntDistribution(0, 3))
+    study.tell(second, 2.0)
+    plain = optuna.load_study(study_name="s", storage=url).trials  # Optuna's own RDBStorage
+    assert plain[0].params == first.params and plain[0].distributions == first.distributions
+    assert plain[1].params == second.params and set(plain[1].params) == {"bn"}

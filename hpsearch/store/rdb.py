@@ -53,6 +53,9 @@ class _HotPathSQL:
     insert_value: Any
     delete_attrs: Any
     insert_attr: Any
+    trial_study_state: Any
+    param_distribution: Any
+    insert_param: Any
 
 
 def _upsert_value(dialect: str, values: sa.Table) -> Any:
@@ -72,6 +75,7 @@ def _statements(dialect: str) -> _HotPathSQL:
     trials = models.TrialModel.__table__
     values = models.TrialIntermediateValueModel.__table__
     attrs = models.TrialUserAttributeModel.__table__
+    params = models.TrialParamModel.__table__
     return _HotPathSQL(
         trial_state=sa.select(trials.c.state).where(trials.c.trial_id == sa.bindparam("trial_id")),
         trial_states=sa.select(trials.c.trial_id, trials.c.state).where(trials.c.trial_id.in_(sa.bindparam("ids", expanding=True))),
@@ -85,6 +89,12 @@ def _statements(dialect: str) -> _HotPathSQL:
             (attrs.c.trial_id == sa.bindparam("trial_id")) & attrs.c.key.in_(sa.bindparam("keys", expanding=True))
         ),
         insert_attr=sa.insert(attrs),
+        trial_study_state=sa.select(trials.c.study_id, trials.c.state).where(trials.c.trial_id == sa.bindparam("trial_id")),
+        param_distribution=sa.select(params.c.distribution_json)
+        .join(trials, trials.c.trial_id == params.c.trial_id)
+        .where((trials.c.study_id == sa.bindparam("study_id")) & (params.c.param_name == sa.bindparam("param_name")))
+        .limit(1),
+        insert_param=sa.insert(params),
     )
 
 
@@ -256,6 +266,28 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             if conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
                 raise KeyError(models.NOT_FOUND_MSG)
             return read_trials(conn, which)
+
+    def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                         distribution: distributions.BaseDistribution,
+                         previous_distribution: distributions.BaseDistribution | None) -> None:
+        """Optuna's ``_set_trial_param`` (the same row, the same checks: the trial exists and is
+        not finished, the distribution is compatible with the study's earlier one of that name)
+        in one transaction of prebuilt Core statements: every suggested value of every trial
+        is written here."""
+        sql = _statements(self.engine.dialect.name)
+        with self.engine.begin() as conn:
+            row = conn.execute(sql.trial_study_state, {"trial_id": trial_id}).one_or_none()
+            if row is None:
+                raise KeyError(models.NOT_FOUND_MSG)
+            self.check_trial_is_updatable(trial_id, row.state)
+            if previous_distribution is None:
+                text = conn.execute(sql.param_distribution, {"study_id": row.study_id, "param_name": param_name}).scalar()
+                if text is not None:
+                    previous_distribution = distributions.json_to_distribution(text)
+            if previous_distribution is not None:
+                distributions.check_distribution_compatibility(previous_distribution, distribution)
+            conn.execute(sql.insert_param, {"trial_id": trial_id, "param_name": param_name, "param_value": param_value_internal,
+                                            "distribution_json": distributions.distribution_to_json(distribution)})
 
     def set_trials_intermediate_values(self, rows: list[tuple[int, int, float]]) -> None:
         """Several trials' intermediate values, ``(trial_id, step, value)`` each, in one
