@@ -117,8 +117,9 @@ class PopulationModule(pl.LightningModule):
 
     def member_losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member data loss (K,): cross entropy or MSE averaged over the batch."""
-        if self.kind == "classifier":  # classes on dimension 1: torch's fast path for (K, C, B) (measured ~2x)
-            return F.cross_entropy(out.movedim(-1, 1), y, reduction="none").flatten(1).mean(1)
+        k = out.shape[0]
+        if self.kind == "classifier":
+            return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none").view(k, -1).mean(1)
         return (out - y).pow(2).flatten(1).mean(1)
 
     def rows(self, t: torch.Tensor) -> torch.Tensor:
