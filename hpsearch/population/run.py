@@ -40,8 +40,7 @@ from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
 from hpsearch.run.trial_loop import population_note
-from hpsearch.store.queries import (beating, fail_if_running, fail_stale_trials, finished_trials, report_all,
-                                    set_trial_user_attrs, trial_id)
+from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, report_all, set_trial_user_attrs, trial_id
 from hpsearch.study.space import TrialSettings, settings_for
 from hpsearch.tasks.base import DataSplits
 

@@ -31,8 +31,8 @@ from torch import nn
 
 from hpsearch.regularization import Standardize
 
-__all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm", "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM",
-           "ROLE_CONV_WEIGHT", "ROLE_CONV_BIAS"]
+__all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm",
+           "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM", "ROLE_CONV_WEIGHT", "ROLE_CONV_BIAS"]
 
 #: Roles of stacked parameters, deciding which ``l2_scope`` covers them.
 ROLE_WEIGHT = "linear_weight"  # in scope all, weights, fc
@@ -152,7 +152,8 @@ def rows_like(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """A new tensor of ``t``'s rows ``index`` (dimension 0), laid out in memory as ``t`` is
     (e.g. a transposed weight stays transposed)."""
     picked = t.index_select(0, index.to(t.device))
-    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))  # outermost dimension first
+    strides = t.stride()
+    order = sorted(range(t.dim()), key=lambda d: -strides[d])  # outermost dimension first
     inverse = sorted(range(t.dim()), key=lambda d: order[d])
     return picked.permute(order).contiguous().permute(inverse)
 
@@ -407,7 +408,7 @@ class StackedNet(nn.Module):
                         module._buffers[name] = rows_like(buf, index)
                 if isinstance(module, StackedActivation):
                     module.keep_members(index)
-                elif hasattr(module, "members_kept"):  # a stacked BatchNorm: its runs of members
+                elif isinstance(module, StackedBatchNorm):  # its runs of members
                     module.members_kept()
         self.sources = [self.sources[i] for i in index.tolist()]
         self.size = int(index.numel())

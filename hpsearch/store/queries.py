@@ -157,8 +157,9 @@ def report_all(reports: list[tuple[optuna.Trial, int, float]]) -> None:
     if not reports:
         return
     bulk = getattr(_rdb(reports[0][0].storage), "set_trials_intermediate_values", None)
-    records = [getattr(trial, "_cached_frozen_trial", None) for trial, _, _ in reports]
-    if bulk is None or any(not isinstance(r, FrozenTrial) for r in records):
+    found = [getattr(trial, "_cached_frozen_trial", None) for trial, _, _ in reports]
+    records = [r for r in found if isinstance(r, FrozenTrial)]
+    if bulk is None or len(records) != len(reports):
         for trial, step, value in reports:
             trial.report(value, step)
         return

@@ -14,8 +14,8 @@ from typing import Any, Callable, Container, Iterable, cast
 
 import optuna
 import sqlalchemy as sa
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna import distributions
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 

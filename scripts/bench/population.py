@@ -7,7 +7,8 @@
   training split, without Lightning: (a) the plain PyTorch stacked loop (``baddbmm``, one
   dropout-mask draw per step, ``fused=True`` AdamW), (b) the matrix products of that step alone,
   (c) hpsearch's stacked module with its optimizer, loss and penalty path (members with their
-  own learning rate, decay and dropout). Milliseconds per step, best of ``--step-repeats``;
+  own learning rate, decay and dropout), (d) for comparison, (a) with (c)'s weight layout and
+  in-place dropout mask. Milliseconds per step, best of ``--step-repeats``;
   ``RESULT population_step_ratio <(c)/(a)> goal <= 1.1``.
 - ``mlp``: per seed (``--seeds``), a ``--trials`` (192) trial digits-mlp study on the quickstart
   search space (48 distinct proposals' worth of space; random sampler, no pruner,
@@ -98,16 +99,21 @@ def _orders(k: int, n: int) -> torch.Tensor:
     return torch.stack([torch.randperm(n, generator=g) for g in gens])
 
 
-def plain_epoch(x: torch.Tensor, y: torch.Tensor, k: int, epochs: int, matmul_only: bool = False) -> tuple[float, int]:
+def plain_epoch(x: torch.Tensor, y: torch.Tensor, k: int, epochs: int, matmul_only: bool = False,
+                tuned: bool = False) -> tuple[float, int]:
     """(seconds, steps) of the plain PyTorch stacked loop: per step one gather of every member's
     batch, three ``baddbmm``, one dropout-mask draw, mean cross entropy, backward, fused AdamW.
     ``matmul_only``: the matrix products alone (forward ``baddbmm`` and the backward products
-    for the input and weight gradients) on the same shapes."""
+    for the input and weight gradients) on the same shapes. ``tuned``: the plain loop with the
+    two layout choices hpsearch's step makes (weights stored (K, in, out), so that the weight
+    gradient needs no transposing copy; the dropout mask made in place, without a bool -> float
+    copy), for comparison only (the goal is stated against the plain loop)."""
     import torch.nn.functional as F
 
     sizes = [x.shape[1], STEP_WIDTH, STEP_WIDTH, 10]
     torch.manual_seed(0)
-    ws = [(torch.randn(k, o, i) / i**0.5).requires_grad_() for i, o in zip(sizes, sizes[1:])]
+    ws = [(torch.randn(k, o, i) / i**0.5) for i, o in zip(sizes, sizes[1:])]
+    ws = [(w.transpose(1, 2).contiguous().transpose(1, 2) if tuned else w).requires_grad_() for w in ws]
     bs = [torch.zeros(k, 1, o).requires_grad_() for o in sizes[1:]]
     opt = torch.optim.AdamW([*ws, *bs], lr=1e-3, weight_decay=1e-2, fused=True)
     keep = torch.linspace(0.5, 0.9, k).view(k, 1, 1).expand(k, 1, STEP_WIDTH)
@@ -131,7 +137,11 @@ def plain_epoch(x: torch.Tensor, y: torch.Tensor, k: int, epochs: int, matmul_on
                         torch.bmm(g, w)  # input gradient
                         h = g
                 continue
-            scale = (torch.rand(len(ws) - 1, k, b, STEP_WIDTH) < keep) * inv_keep  # every layer's mask/keep
+            if tuned:
+                scale = torch.rand(len(ws) - 1, k, b, STEP_WIDTH)
+                scale.lt_(keep).mul_(inv_keep)
+            else:
+                scale = (torch.rand(len(ws) - 1, k, b, STEP_WIDTH) < keep) * inv_keep  # every layer's mask/keep
             h = xb
             for j, (w, bias) in enumerate(zip(ws, bs)):
                 h = torch.baddbmm(bias, h, w.transpose(1, 2))
@@ -180,6 +190,7 @@ def step_part(epochs: int, repeats: int) -> None:
     variants = {"plain": lambda: plain_epoch(x, y, k, epochs),
                 "matmul": lambda: plain_epoch(x, y, k, epochs, matmul_only=True),
                 "product": lambda: product_epoch(x, y, k, epochs),
+                "tuned": lambda: plain_epoch(x, y, k, epochs, tuned=True),
                 "one model": lambda: plain_epoch(x, y, 1, epochs)}
     for fn in variants.values():
         fn()  # warm-up
@@ -192,6 +203,8 @@ def step_part(epochs: int, repeats: int) -> None:
           f"(one model alone: {timings['one model']:.3f} ms/step)", flush=True)
     print(f"  (b) matrix products alone:      {timings['matmul']:.3f} ms/step", flush=True)
     print(f"  (c) hpsearch stacked step:      {timings['product']:.3f} ms/step", flush=True)
+    print(f"  (d) the plain loop with (c)'s weight layout and in-place mask: {timings['tuned']:.3f} ms/step "
+          f"(for comparison; (c)/(d) = {timings['product'] / timings['tuned']:.2f})", flush=True)
     result("population_step_ratio", timings["product"] / timings["plain"], "<=", 1.1, ".2f")
 
 
