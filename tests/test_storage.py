@@ -98,8 +98,11 @@ def test_a_trial_read_by_hpsearch_equals_the_trial_plain_optuna_reads(url: str) 
         ours, theirs = storage.get_trial(trial._trial_id), plain.get_trial(trial._trial_id)
         assert repr(ours) == repr(theirs) and list(ours.intermediate_values) == list(theirs.intermediate_values)
         assert ours.params == theirs.params and ours.distributions == theirs.distributions
-    with pytest.raises(KeyError):
-        storage.get_trial(10_000)
+        assert storage.get_trial_user_attrs(trial._trial_id) == plain.get_trial_user_attrs(trial._trial_id)
+        assert storage.get_trial_system_attrs(trial._trial_id) == plain.get_trial_system_attrs(trial._trial_id)
+    for read in (storage.get_trial, storage.get_trial_user_attrs, storage.get_trial_system_attrs):
+        with pytest.raises(KeyError):
+            read(10_000)
     waiting = single.enqueue_trial({"lr": 0.01}) or single.trials[-1]  # a WAITING trial
     for study_id in (study._study_id, single._study_id):
         for states in (None, (optuna.trial.TrialState.WAITING,), (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):

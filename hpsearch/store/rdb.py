@@ -109,25 +109,58 @@ _PARTS = (
 )
 
 
-def read_trials(conn: Any, which: Any) -> list[FrozenTrial]:
-    """The trials whose rows ``which`` (a WHERE clause on the trials table) selects, in trial-id
-    order, read with six Core selects (the trial rows, then each part of all of them, in the
-    order of its table's primary key: the order Optuna's ORM relationships load them in) and
+def read_trials(conn: Any, selects: tuple[Any, list[Any]], params: dict[str, Any] | None = None) -> list[FrozenTrial]:
+    """The trials that ``selects`` (from :func:`_trial_selects`, with bind ``params``) pick, in
+    trial-id order, read with six Core selects (the trial rows, then each part of all of them, in
+    the order of its table's primary key: the order Optuna's ORM relationships load them in) and
     built as Optuna's ``RDBStorage._build_frozen_trial_from_trial_model`` builds them."""
-    trials = models.TrialModel.__table__
-    rows = conn.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start,
-                                  trials.c.datetime_complete).where(which).order_by(trials.c.trial_id)).all()
+    head, parts = selects
+    rows = conn.execute(head, params or {}).all()
     if not rows:
         return []
-    chosen = sa.select(trials.c.trial_id).where(which).scalar_subquery() if len(rows) > 1 else rows[0].trial_id
-    parts: list[dict[int, list[Any]]] = []
-    for table, key, columns in _PARTS:
-        owned = table.c.trial_id.in_(chosen) if len(rows) > 1 else table.c.trial_id == chosen
+    found: list[dict[int, list[Any]]] = []
+    for select in parts:
         by_trial: dict[int, list[Any]] = {}
-        for r in conn.execute(sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(owned).order_by(table.c[key])):
+        for r in conn.execute(select, params or {}):
             by_trial.setdefault(r[0], []).append(r[1:])
-        parts.append(by_trial)
-    return [_frozen(row, *(part.get(row.trial_id, []) for part in parts)) for row in rows]
+        found.append(by_trial)
+    return [_frozen(row, *(part.get(row.trial_id, []) for part in found)) for row in rows]
+
+
+def _trial_selects(which: Any) -> tuple[Any, list[Any]]:
+    """The select of the trial rows ``which`` picks and one select per part of those trials."""
+    trials = models.TrialModel.__table__
+    head = sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start,
+                     trials.c.datetime_complete).where(which).order_by(trials.c.trial_id)
+    chosen = sa.select(trials.c.trial_id).where(which)
+    parts = [sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(table.c.trial_id.in_(chosen)).order_by(table.c[key])
+             for table, key, columns in _PARTS]
+    return head, parts
+
+
+@functools.lru_cache(maxsize=None)
+def _one_trial_selects() -> tuple[Any, list[Any]]:
+    """:func:`_trial_selects` of one trial (bind ``trial_id``), built once: the per-call
+    statement building cost about as much as running them on SQLite."""
+    trials = models.TrialModel.__table__
+    return _trial_selects(trials.c.trial_id == sa.bindparam("trial_id"))
+
+
+def read_attrs(conn: Any, system: bool, trial_id: int) -> dict[str, Any]:
+    """One trial's user (or system) attrs as Optuna reads them, from their table alone;
+    ``KeyError`` for a trial that does not exist."""
+    rows = conn.execute(_attr_select(system), {"trial_id": trial_id}).all()
+    if not rows:
+        trials = models.TrialModel.__table__
+        if conn.execute(sa.select(trials.c.trial_id).where(trials.c.trial_id == trial_id)).first() is None:
+            raise KeyError(models.NOT_FOUND_MSG)
+    return {key: json.loads(value) for key, value in rows}
+
+
+@functools.lru_cache(maxsize=None)
+def _attr_select(system: bool) -> Any:
+    table, key, _ = _PARTS[3 if system else 2]
+    return sa.select(table.c.key, table.c.value_json).where(table.c.trial_id == sa.bindparam("trial_id")).order_by(table.c[key])
 
 
 def _frozen(row: Any, values: list[Any], params: list[Any], user: list[Any], system: list[Any], steps: list[Any]) -> FrozenTrial:
@@ -243,10 +276,21 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         instead of ORM objects (:func:`read_trials`): every ``tell`` reads the trial twice, with
         one row per reported epoch, and the ORM spent milliseconds building those rows."""
         with self.engine.connect() as conn:
-            found = read_trials(conn, models.TrialModel.__table__.c.trial_id == trial_id)
+            found = read_trials(conn, _one_trial_selects(), {"trial_id": trial_id})
         if not found:
             raise KeyError(models.NOT_FOUND_MSG)
         return found[0]
+
+    def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
+        """Optuna's (the trial's user attrs), read from their one table, not with the whole trial."""
+        with self.engine.connect() as conn:
+            return read_attrs(conn, False, trial_id)
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        """Optuna's (the trial's system attrs), read from their one table, not with the whole
+        trial: Successive Halving and Hyperband read them at every pruning decision."""
+        with self.engine.connect() as conn:
+            return read_attrs(conn, True, trial_id)
 
     def _get_trials(self, study_id: int, states: Container[TrialState] | None, included_trial_ids: set[int],
                     trial_id_greater_than: int) -> list[FrozenTrial]:
@@ -265,7 +309,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         with self.engine.connect() as conn:
             if conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
                 raise KeyError(models.NOT_FOUND_MSG)
-            return read_trials(conn, which)
+            return read_trials(conn, _trial_selects(which))
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: distributions.BaseDistribution,
