@@ -137,3 +137,17 @@ def test_suggested_values_are_written_as_plain_optuna_writes_them_and_checked_al
     plain = optuna.load_study(study_name="s", storage=url).trials  # Optuna's own RDBStorage
     assert plain[0].params == first.params and plain[0].distributions == first.distributions
     assert plain[1].params == second.params and set(plain[1].params) == {"bn"}
+
+
+def test_reading_more_trials_than_one_query_chunk_equals_plain_optuna(url: str) -> None:
+    storage = connect(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    for i in range(520):  # the parts of more than 500 trials are read in two chunks
+        trial_id = storage.create_new_trial(study._study_id)
+        if i % 100 == 99:
+            storage.set_trial_user_attr(trial_id, "i", i)
+            storage.set_trial_intermediate_value(trial_id, 0, i / 10)
+    ours = storage.get_all_trials(study._study_id, deepcopy=False)
+    theirs = optuna.storages.RDBStorage(url).get_all_trials(study._study_id, deepcopy=False)
+    assert len(ours) == 520 and repr(ours) == repr(theirs)
+    assert [t.user_attrs for t in ours if t.user_attrs] == [{"i": i} for i in range(99, 520, 100)]

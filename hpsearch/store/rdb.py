@@ -109,41 +109,51 @@ _PARTS = (
 )
 
 
-def read_trials(conn: Any, selects: tuple[Any, list[Any]], params: dict[str, Any] | None = None) -> list[FrozenTrial]:
-    """The trials that ``selects`` (from :func:`_trial_selects`, with bind ``params``) pick, in
-    trial-id order, read with six Core selects (the trial rows, then each part of all of them, in
-    the order of its table's primary key: the order Optuna's ORM relationships load them in) and
-    built as Optuna's ``RDBStorage._build_frozen_trial_from_trial_model`` builds them."""
-    head, parts = selects
+#: Trial ids per part query (SQLAlchemy's selectin loading uses the same chunk size).
+_CHUNK = 500
+
+
+def read_trials(conn: Any, head: Any, params: dict[str, Any] | None = None) -> list[FrozenTrial]:
+    """The trials whose rows ``head`` (a :func:`trial_rows` select, with bind ``params``)
+    returns, read with Core selects: those rows, then each part of exactly those trials by their
+    ids (in chunks, in the order of the part table's primary key: the order Optuna's ORM
+    relationships load them in), built as Optuna's
+    ``RDBStorage._build_frozen_trial_from_trial_model`` builds them."""
     rows = conn.execute(head, params or {}).all()
     if not rows:
         return []
+    ids = [row.trial_id for row in rows]
     found: list[dict[int, list[Any]]] = []
-    for select in parts:
+    for select in _part_selects():
         by_trial: dict[int, list[Any]] = {}
-        for r in conn.execute(select, params or {}):
-            by_trial.setdefault(r[0], []).append(r[1:])
+        for start in range(0, len(ids), _CHUNK):
+            for r in conn.execute(select, {"ids": ids[start:start + _CHUNK]}):
+                by_trial.setdefault(r[0], []).append(r[1:])
         found.append(by_trial)
     return [_frozen(row, *(part.get(row.trial_id, []) for part in found)) for row in rows]
 
 
-def _trial_selects(which: Any) -> tuple[Any, list[Any]]:
-    """The select of the trial rows ``which`` picks and one select per part of those trials."""
+def trial_rows(which: Any) -> Any:
+    """The select of the trial rows ``which`` (a WHERE clause on the trials table) picks, for
+    :func:`read_trials`."""
     trials = models.TrialModel.__table__
-    head = sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start,
+    return sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.datetime_start,
                      trials.c.datetime_complete).where(which).order_by(trials.c.trial_id)
-    chosen = sa.select(trials.c.trial_id).where(which)
-    parts = [sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(table.c.trial_id.in_(chosen)).order_by(table.c[key])
-             for table, key, columns in _PARTS]
-    return head, parts
 
 
 @functools.lru_cache(maxsize=None)
-def _one_trial_selects() -> tuple[Any, list[Any]]:
-    """:func:`_trial_selects` of one trial (bind ``trial_id``), built once: the per-call
-    statement building cost about as much as running them on SQLite."""
-    trials = models.TrialModel.__table__
-    return _trial_selects(trials.c.trial_id == sa.bindparam("trial_id"))
+def _one_trial_rows() -> Any:
+    """:func:`trial_rows` of one trial (bind ``trial_id``), built once: building a statement
+    cost about as much as running it on SQLite."""
+    return trial_rows(models.TrialModel.__table__.c.trial_id == sa.bindparam("trial_id"))
+
+
+@functools.lru_cache(maxsize=None)
+def _part_selects() -> list[Any]:
+    """One select per part table of the trials in bind ``ids``, built once."""
+    ids = sa.bindparam("ids", expanding=True)
+    return [sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(table.c.trial_id.in_(ids)).order_by(table.c[key])
+            for table, key, columns in _PARTS]
 
 
 def read_attrs(conn: Any, system: bool, trial_id: int) -> dict[str, Any]:
@@ -276,7 +286,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         instead of ORM objects (:func:`read_trials`): every ``tell`` reads the trial twice, with
         one row per reported epoch, and the ORM spent milliseconds building those rows."""
         with self.engine.connect() as conn:
-            found = read_trials(conn, _one_trial_selects(), {"trial_id": trial_id})
+            found = read_trials(conn, _one_trial_rows(), {"trial_id": trial_id})
         if not found:
             raise KeyError(models.NOT_FOUND_MSG)
         return found[0]
@@ -309,7 +319,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         with self.engine.connect() as conn:
             if conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
                 raise KeyError(models.NOT_FOUND_MSG)
-            return read_trials(conn, _trial_selects(which))
+            return read_trials(conn, trial_rows(which))
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: distributions.BaseDistribution,
