@@ -151,7 +151,7 @@ def _one_trial_rows() -> Any:
 @functools.lru_cache(maxsize=None)
 def _part_selects() -> list[Any]:
     """One select per part table of the trials in bind ``ids``, built once."""
-    ids = sa.bindparam("ids", expanding=True)
+    ids: Any = sa.bindparam("ids", expanding=True)
     return [sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(table.c.trial_id.in_(ids)).order_by(table.c[key])
             for table, key, columns in _PARTS]
 
