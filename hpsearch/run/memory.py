@@ -17,12 +17,16 @@ import sys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "FALLBACK_MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
-#: Blocks up to this size come from the heap (32 MiB: glibc's largest allowed value).
-MMAP_THRESHOLD = 32 * 1024 * 1024
+#: Blocks up to this size come from the heap, where freed blocks are reused (glibc's own
+#: threshold adapts to the blocks freed but never passes 32 MiB, so larger ones were mapped and
+#: faulted in afresh at every allocation); :data:`FALLBACK_MMAP_THRESHOLD` where a C library
+#: refuses it.
+MMAP_THRESHOLD = 256 * 1024 * 1024
+FALLBACK_MMAP_THRESHOLD = 32 * 1024 * 1024
 #: Free memory at the top of the heap kept before it is returned to the system.
-TRIM_THRESHOLD = 128 * 1024 * 1024
+TRIM_THRESHOLD = 512 * 1024 * 1024
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
 
@@ -37,6 +41,7 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mapped = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) or bool(mallopt(_M_MMAP_THRESHOLD, FALLBACK_MMAP_THRESHOLD))
+    done = mapped and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     log.debug("malloc thresholds %s", "set" if done else "refused")
     return done
