@@ -101,7 +101,7 @@ def _statements(dialect: str) -> _HotPathSQL:
 #: The tables of a trial's parts: (table, primary key, columns read), in FrozenTrial order.
 _PARTS = (
     (models.TrialValueModel.__table__, "trial_value_id", ("objective", "value", "value_type")),
-    (models.TrialParamModel.__table__, "param_id", ("param_name", "param_value", "distribution_json")),
+    (models.TrialParamModel.__table__, "param_id", ("param_id", "param_name", "param_value", "distribution_json")),
     (models.TrialUserAttributeModel.__table__, "trial_user_attribute_id", ("key", "value_json")),
     (models.TrialSystemAttributeModel.__table__, "trial_system_attribute_id", ("key", "value_json")),
     (models.TrialIntermediateValueModel.__table__, "trial_intermediate_value_id",
@@ -113,12 +113,13 @@ _PARTS = (
 _CHUNK = 500
 
 
-def read_trials(conn: Any, head: Any, params: dict[str, Any] | None = None) -> list[FrozenTrial]:
+def read_trials(storage: optuna.storages.RDBStorage, conn: Any, head: Any, params: dict[str, Any] | None = None) -> list[FrozenTrial]:
     """The trials whose rows ``head`` (a :func:`trial_rows` select, with bind ``params``)
     returns, read with Core selects: those rows, then each part of exactly those trials by their
     ids (in chunks, in the order of the part table's primary key: the order Optuna's ORM
-    relationships load them in), built as Optuna's
-    ``RDBStorage._build_frozen_trial_from_trial_model`` builds them."""
+    relationships load them in), each trial built by Optuna's own
+    ``RDBStorage._build_frozen_trial_from_trial_model`` from the rows (named as the model's
+    attributes) instead of ORM objects."""
     rows = conn.execute(head, params or {}).all()
     if not rows:
         return []
@@ -128,9 +129,13 @@ def read_trials(conn: Any, head: Any, params: dict[str, Any] | None = None) -> l
         by_trial: dict[int, list[Any]] = {}
         for start in range(0, len(ids), _CHUNK):
             for r in conn.execute(select, {"ids": ids[start:start + _CHUNK]}):
-                by_trial.setdefault(r[0], []).append(r[1:])
+                by_trial.setdefault(r.trial_id, []).append(r)
         found.append(by_trial)
-    return [_frozen(row, *(part.get(row.trial_id, []) for part in found)) for row in rows]
+    names = ("values", "params", "user_attributes", "system_attributes", "intermediate_values")
+    return [storage._build_frozen_trial_from_trial_model(SimpleNamespace(  # type: ignore[arg-type]
+        trial_id=row.trial_id, number=row.number, state=row.state,
+        datetime_start=_local_time(row.datetime_start), datetime_complete=_local_time(row.datetime_complete),
+        **{name: part.get(row.trial_id, []) for name, part in zip(names, found)})) for row in rows]
 
 
 def trial_rows(which: Any) -> Any:
@@ -171,26 +176,6 @@ def read_attrs(conn: Any, system: bool, trial_id: int) -> dict[str, Any]:
 def _attr_select(system: bool) -> Any:
     table, key, _ = _PARTS[3 if system else 2]
     return sa.select(table.c.key, table.c.value_json).where(table.c.trial_id == sa.bindparam("trial_id")).order_by(table.c[key])
-
-
-def _frozen(row: Any, values: list[Any], params: list[Any], user: list[Any], system: list[Any], steps: list[Any]) -> FrozenTrial:
-    stored_values: list[float] | None = None
-    if values:
-        stored_values = [0.0] * len(values)
-        for objective, value, kind in values:
-            stored_values[objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
-    dists = {name: distributions.json_to_distribution(text) for name, _, text in params}
-    return FrozenTrial(
-        number=row.number, state=row.state, value=None, values=stored_values,
-        datetime_start=_local_time(row.datetime_start), datetime_complete=_local_time(row.datetime_complete),
-        params={name: dists[name].to_external_repr(value) for name, value, _ in params},
-        distributions=dists,
-        user_attrs={k: json.loads(v) for k, v in user},
-        system_attrs={k: json.loads(v) for k, v in system},
-        intermediate_values={step: models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
-                             for step, value, kind in steps},
-        trial_id=row.trial_id,
-    )
 
 
 def _local_time(utc: datetime | None) -> datetime | None:
@@ -286,7 +271,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         instead of ORM objects (:func:`read_trials`): every ``tell`` reads the trial twice, with
         one row per reported epoch, and the ORM spent milliseconds building those rows."""
         with self.engine.connect() as conn:
-            found = read_trials(conn, _one_trial_rows(), {"trial_id": trial_id})
+            found = read_trials(self, conn, _one_trial_rows(), {"trial_id": trial_id})
         if not found:
             raise KeyError(models.NOT_FOUND_MSG)
         return found[0]
@@ -319,7 +304,7 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         with self.engine.connect() as conn:
             if conn.execute(sa.select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
                 raise KeyError(models.NOT_FOUND_MSG)
-            return read_trials(conn, trial_rows(which))
+            return read_trials(self, conn, trial_rows(which))
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: distributions.BaseDistribution,
