@@ -123,10 +123,11 @@ class _MemberReports(pl.Callback):
                 stopped[pos] = (TrialState.PRUNED, f"non-finite training loss ({loss}) in epoch {epoch}")
             elif values is not None:
                 reported.append(pos)
+        trials = {pos: self.members[pl_module.members[pos].index].trial for pos in reported}
         if values is not None:  # every member's value of this epoch in one write, then each one's pruning decision
-            report_all([(self.members[pl_module.members[pos].index].trial, epoch, values[pos]) for pos in reported])
+            report_all([(trials[pos], epoch, values[pos]) for pos in reported])
         for pos in reported:
-            if self.members[pl_module.members[pos].index].trial.should_prune():
+            if trials[pos].should_prune():
                 stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")
         if stopped:
             _finish(pl_module, [self.members[pl_module.members[p].index] for p in stopped], self.objective, self.started,
