@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,23 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    """Run the installed ``hpsearch`` console script as a real subprocess."""
-    return subprocess.run(
-        [str(HPSEARCH), *args], cwd=cwd, env=cli_env(**env), capture_output=True, text=True, timeout=timeout
-    )
+    """Run the installed ``hpsearch`` console script as a real subprocess. One that runs past
+    ``timeout`` fails the test with every thread's traceback (Python's faulthandler, on SIGABRT),
+    so that a hang shows where it is."""
+    command = [str(HPSEARCH), *args]
+    proc = subprocess.Popen(command, cwd=cwd, env=cli_env(PYTHONFAULTHANDLER="1", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"hpsearch {' '.join(args)} ran past {timeout} s; its stderr ends:\n{err[-8000:]}") from None
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -165,6 +165,47 @@ def test_a_killed_verify_leaves_no_running_run(tmp_path, write_study) -> None:
     assert len(by_state(runs, TrialState.COMPLETE)) == 2
 
 
+def test_a_verify_killed_between_queueing_and_starting_a_run_leaves_nothing_queued(tmp_path, write_study) -> None:
+    """verify queues a run and takes it up at once; a SIGKILL between the two leaves the run
+    WAITING (the state below, written as that process wrote it). The next verify fails it and
+    finishes instead of waiting for it (it used to spin in its start-up checks for ever)."""
+    from hpsearch.analysis.verify import ORPHAN_REASON
+
+    url = f"sqlite:///{tmp_path / 'verify.db'}"
+    study = write_study(**SLOW_STUDY, trials=2, pruner={"type": "none"})
+    assert run_cli("optimize", str(study), "--storage", url).returncode == 0
+    best = optuna.load_study(study_name="slow", storage=url).best_trial
+    vstudy = optuna.create_study(study_name="slow:verify", storage=url, direction="minimize")
+    vstudy.enqueue_trial(dict(best.params), user_attrs={"config": "left", "seed": 0, "rank": 1, "split": "test"})
+    again = run_cli("verify", "slow", "--top", "1", "--seeds", "2", *HEARTBEAT, "--storage", url, timeout=180)
+    assert again.returncode == 0, again.stderr
+    runs = trials(url, "slow:verify")
+    assert not by_state(runs, TrialState.RUNNING, TrialState.WAITING)
+    assert len(by_state(runs, TrialState.COMPLETE)) == 2
+    (orphan,) = by_state(runs, TrialState.FAIL)
+    assert orphan.user_attrs["fail_reason"] == ORPHAN_REASON
+
+
+def test_settle_stops_when_the_queued_trials_are_not_taken_up(tmp_path) -> None:
+    """A pass that takes none of the queued trials ends ``settle`` (no busy loop), leaving them queued."""
+    import threading
+
+    from hpsearch.run.settle import settle
+    from hpsearch.store.connect import connect
+    from hpsearch.store.heartbeat import Heartbeat
+
+    beat = Heartbeat(1, 2)
+    study = optuna.create_study(study_name="q", storage=connect(f"sqlite:///{tmp_path / 'q.db'}", heartbeat=beat, requeue=False))
+    study.enqueue_trial({"x": 1.0})
+    calls: list[int] = []
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (settle(study, beat, calls.append), done.set()), daemon=True)
+    worker.start()
+    assert done.wait(60), "settle kept looping over a queued trial it could not run"
+    assert calls == [1]
+    assert [t.state for t in study.get_trials()] == [TrialState.WAITING]
+
+
 def test_studies_lists_waiting_trials(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     study = optuna.create_study(study_name="queued", storage=url)

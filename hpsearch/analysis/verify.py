@@ -141,16 +141,23 @@ def top_configs(study: optuna.Study, k: int, acting: Callable[[dict[str, Any]], 
     return picked
 
 
+#: ``fail_reason`` of a run a verify process queued and was killed before it took it up.
+ORPHAN_REASON = "queued by a verify process that stopped before it started the run"
+
+
 def _open_verify_study(url: str, source: optuna.Study, heartbeat: Heartbeat) -> optuna.Study:
     """The linked study, with heartbeats (no re-queueing: verify enqueues its own runs). A run
-    of a verify process that died is failed once stale, before anything else runs."""
+    of a verify process that died is failed once stale, before anything else runs; so is a run
+    it queued and had not taken up yet (:func:`_ask` queues a run and takes it up at once, so a
+    queued run at the start is one a killed process left)."""
     from hpsearch.run.settle import settle
     from hpsearch.store.connect import connect
+    from hpsearch.store.queries import fail_waiting
 
     name = verify_study_name(source.study_name)
     storage = connect(url, heartbeat=heartbeat, requeue=False)
     study = optuna.create_study(storage=storage, study_name=name, direction=source.directions[0], load_if_exists=True)
-    settle(study, heartbeat, run_queued=lambda n: None)
+    settle(study, heartbeat, run_queued=lambda n: fail_waiting(study, ORPHAN_REASON))
     wanted = {"source_study": source.study_name, METRIC_ATTR: StudyMeta.of(source).test_metric, "split": "test"}
     for key, value in wanted.items():
         if study.user_attrs.get(key) != value:

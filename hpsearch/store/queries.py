@@ -180,6 +180,28 @@ def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
     return True
 
 
+def waiting_trial_ids(study: optuna.Study) -> list[int]:
+    """Storage ids of the study's WAITING (queued) trials."""
+    return [t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+
+
+def fail_waiting(study: optuna.Study, reason: str) -> int:
+    """Mark every WAITING trial of ``study`` FAIL with ``fail_reason``; returns how many (a
+    trial another process took up meanwhile is left to it)."""
+    storage = study._storage
+    failed = 0
+    for trial_id in waiting_trial_ids(study):
+        if storage.get_trial(trial_id).state != TrialState.WAITING:
+            continue
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        try:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # taken up and finished by another process in between
+        failed += 1
+    return failed
+
+
 def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
     """The study's system attrs (hpsearch keeps the study file there, out of ``optuna studies``)."""
     return dict(study._storage.get_study_system_attrs(study._study_id))
