@@ -76,6 +76,8 @@ class PopulationOptimizer(torch.optim.Optimizer):
             "sgd": _column([float(r.optimizer == "sgd") for r in regs], dev, nd).bool(),
         }
         vectors["shrink"] = 1 - vectors["lr"] * vectors["decay"]
+        vectors["inv_lr"] = 1 / vectors["lr"]
+        vectors["neg_lr"] = -vectors["lr"]
         self._vectors[id(p)] = vectors
         return vectors
 
@@ -118,8 +120,8 @@ class PopulationOptimizer(torch.optim.Optimizer):
         if not params:
             return
         grads = [p.grad for p in params]
-        if self._any_loss:
-            torch._foreach_add_(grads, torch._foreach_mul(params, [self._settings(p)["penalty_grad"] for p in params]))
+        if self._any_loss:  # grad += λ·w, one pass
+            torch._foreach_addcmul_(grads, params, self._columns(params, "penalty_grad"))
         if self._all_sgd:
             self._sgd(params, grads)
         elif not self._any_sgd:
@@ -128,7 +130,9 @@ class PopulationOptimizer(torch.optim.Optimizer):
             self._mixed(params, grads)
 
     def _adam(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        """Adam(W) for every member: moments, decoupled decay, then the moment step."""
+        """Adam(W) for every member: moments, decoupled decay, then the moment step
+        w -= lr/bc1 · m / (√v/bc2 + eps), computed as w -= bc2/bc1 · m / ((√v + eps·bc2)/lr)
+        (the same quantity; two passes over the parameters fewer than torch's order)."""
         b1, b2 = BETAS
         t = self.step_count
         bc1, bc2_sqrt = 1 - b1**t, math.sqrt(1 - b2**t)
@@ -137,13 +141,11 @@ class PopulationOptimizer(torch.optim.Optimizer):
         torch._foreach_mul_(vs, b2)
         torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
         denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, bc2_sqrt)
-        torch._foreach_add_(denom, EPS)
+        torch._foreach_add_(denom, EPS * bc2_sqrt)
+        torch._foreach_mul_(denom, self._columns(params, "inv_lr"))
         if self._any_decay:
             torch._foreach_mul_(params, self._columns(params, "shrink"))
-        update = torch._foreach_div(ms, denom)
-        torch._foreach_mul_(update, torch._foreach_div(self._columns(params, "lr"), bc1))
-        torch._foreach_sub_(params, update)
+        torch._foreach_addcdiv_(params, ms, denom, value=-bc2_sqrt / bc1)
 
     def _sgd(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         """SGDW for every member (hpsearch.regularization.SGDW): the momentum buffer, the decay
@@ -154,7 +156,7 @@ class PopulationOptimizer(torch.optim.Optimizer):
             torch._foreach_add_(bufs, grads)
         if self._any_decay:
             torch._foreach_mul_(params, self._columns(params, "shrink"))
-        torch._foreach_sub_(params, torch._foreach_mul(bufs, self._columns(params, "lr")))
+        torch._foreach_addcmul_(params, bufs, self._columns(params, "neg_lr"))  # w -= lr·buf, one pass
 
     def _state_lists(self, params: list[torch.Tensor], keys: Sequence[str],
                      first: list[torch.Tensor] | None = None) -> list[list[torch.Tensor]]:

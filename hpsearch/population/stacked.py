@@ -285,7 +285,24 @@ class StackedBatchNorm(nn.Module):
         out = members_batch_norm(self, x.transpose(0, 1).reshape(b, m * f), start, end)
         return out.reshape(b, m, f).transpose(0, 1).contiguous()  # contiguous: the next product reads it faster
 
+    def _affine_of_running_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval mode with running statistics: each member's BatchNorm is the affine map
+        x·scale + shift (scale 1 and shift 0 for members without one here), one pass over ``x``
+        instead of a transposing copy in, a normalization and a copy out per run of members."""
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.weight is not None:
+            scale = scale * self.weight
+        shift = -self.running_mean * scale
+        if self.bias is not None:
+            shift = shift + self.bias
+        use = self.use.view(-1, 1)
+        scale = torch.where(use, scale, torch.ones_like(scale))
+        shift = torch.where(use, shift, torch.zeros_like(shift))
+        return torch.addcmul(shift.unsqueeze(1), x, scale.unsqueeze(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.running_mean is not None:
+            return self._affine_of_running_stats(x)
         if len(self.runs) == 1:
             return self._norm(x, 0, x.shape[0]) if self.runs[0][2] else x
         parts = x.split([e - a for a, e, _ in self.runs])  # (its backward is one cat)
