@@ -151,3 +151,62 @@ def test_reading_more_trials_than_one_query_chunk_equals_plain_optuna(url: str) 
     theirs = optuna.storages.RDBStorage(url).get_all_trials(study._study_id, deepcopy=False)
     assert len(ours) == 520 and repr(ours) == repr(theirs)
     assert [t.user_attrs for t in ours if t.user_attrs] == [{"i": i} for i in range(99, 520, 100)]
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "successive_halving", "median"])
+def test_one_read_of_trials_gives_the_pruning_decisions_of_fresh_reads(url: str, pruner: str) -> None:
+    """A population's pruning decisions of one epoch inside ``one_read_of_trials`` (one read of
+    the study's trials, the rung attrs the pruner writes applied to it) equal the decisions
+    taken one after another with a fresh read each, and write the same rung attrs; the study's
+    trials are read once instead of once per decision."""
+    from hpsearch.store.queries import one_read_of_trials
+
+    make = {
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=8, reduction_factor=2),
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    }[pruner]
+
+    def decide(once: bool) -> tuple[list[bool], list[dict], int]:
+        storage = connect(url)
+        if "s" in optuna.get_all_study_names(storage):  # Hyperband's brackets follow the study name: the same one
+            optuna.delete_study(study_name="s", storage=storage)
+        study = optuna.create_study(storage=storage, study_name="s", direction="maximize", pruner=make(),
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        for i in range(6):  # finished trials at several rungs
+            trial = study.ask()
+            for step in range(i + 1):
+                trial.report(0.1 * i + 0.01 * step, step)
+                trial.should_prune()
+            study.tell(trial, 0.1 * i)
+        members = [study.ask() for _ in range(12)]
+        decisions: list[bool] = []
+        backend = study._storage._backend
+        reads = [0]
+        original = backend._get_trials
+
+        def counted(*args, **kwargs):
+            reads[0] += 1
+            return original(*args, **kwargs)
+
+        for step in range(3):
+            for k, trial in enumerate(members):
+                trial.report(1.0 - k / 12 + 0.01 * step, step)  # each member below the ones decided before it
+            backend._get_trials = counted
+            with one_read_of_trials(study) if once else _nothing():
+                decisions += [trial.should_prune() for trial in members]
+            backend._get_trials = original
+        attrs = [study._storage.get_trial_system_attrs(t._trial_id) for t in members]
+        return decisions, attrs, reads[0]
+
+    fresh, fresh_attrs, fresh_reads = decide(once=False)
+    once, once_attrs, once_reads = decide(once=True)
+    assert once == fresh and True in fresh and False in fresh
+    assert once_attrs == fresh_attrs
+    assert 0 < once_reads <= 3 < fresh_reads  # at most one read per epoch instead of one per decision that reads
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -40,7 +40,16 @@ from hpsearch.run import signals
 from hpsearch.run.objective import Objective
 from hpsearch.run.training import FitResult, fit_catching, quiet_lightning
 from hpsearch.run.trial_loop import population_note
-from hpsearch.store.queries import beating, fail_if_running, fail_stale_trials, finished_trials, report_all, set_trial_user_attrs, trial_id
+from hpsearch.store.queries import (
+    beating,
+    fail_if_running,
+    fail_stale_trials,
+    finished_trials,
+    one_read_of_trials,
+    report_all,
+    set_trial_user_attrs,
+    trial_id,
+)
 from hpsearch.study.space import TrialSettings, settings_for
 from hpsearch.tasks.base import DataSplits
 
@@ -126,9 +135,11 @@ class _MemberReports(pl.Callback):
         trials = {pos: self.members[pl_module.members[pos].index].trial for pos in reported}
         if values is not None:  # every member's value of this epoch in one write, then each one's pruning decision
             report_all([(trials[pos], epoch, values[pos]) for pos in reported])
-        for pos in reported:
-            if trials[pos].should_prune():
-                stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")
+        if reported:
+            with one_read_of_trials(trials[reported[0]].study):  # one read of the study's trials for all decisions
+                for pos in reported:
+                    if trials[pos].should_prune():
+                        stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")
         if stopped:
             _finish(pl_module, [self.members[pl_module.members[p].index] for p in stopped], self.objective, self.started,
                     [stopped[p] for p in stopped])

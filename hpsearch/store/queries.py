@@ -8,11 +8,13 @@ would load them all); other storages fall back to loading the trials.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import os
 import warnings
 from collections import Counter, defaultdict
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Iterator
 
 import optuna
 import sqlalchemy as sa
@@ -168,6 +170,65 @@ def report_all(reports: list[tuple[optuna.Trial, int, float]]) -> None:
     bulk([(trial._trial_id, step, value) for trial, step, value, _ in fresh])
     for _, step, value, record in fresh:
         record.intermediate_values[step] = value
+
+
+class _OneRead:
+    """``storage`` with the study's trial list read once (the first ``get_all_trials``) and
+    served from that read afterwards; a trial system attr written through it (what Successive
+    Halving and Hyperband write at each decision: the trial's rung) updates that list, any
+    other write drops it. Everything else passes through."""
+
+    _WRITES = ("set_", "create_", "delete_")
+
+    def __init__(self, storage: Any, study_id: int) -> None:
+        self._storage = storage
+        self._study_id = study_id
+        self._trials: list[FrozenTrial] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._storage, name)
+        if not name.startswith(self._WRITES) or not callable(found):
+            return found
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self._trials = None
+            return found(*args, **kwargs)
+
+        return write
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
+        if study_id != self._study_id:
+            return self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        if self._trials is None:
+            self._trials = self._storage.get_all_trials(study_id, deepcopy=False)
+        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._storage.set_trial_system_attr(trial_id, key, value)
+        if self._trials is not None:
+            self._trials = [_with_system_attr(t, key, value) if t._trial_id == trial_id else t for t in self._trials]
+
+
+def _with_system_attr(trial: FrozenTrial, key: str, value: Any) -> FrozenTrial:
+    changed = copy.copy(trial)
+    changed._system_attrs = {**trial._system_attrs, key: value}
+    return changed
+
+
+@contextlib.contextmanager
+def one_read_of_trials(study: optuna.Study) -> Iterator[None]:
+    """While the block runs, ``study`` reads its trial list once and sees its own writes of
+    trial system attrs in it (see :class:`_OneRead`): a population's pruning decisions of one
+    epoch, one per member, each read every unfinished trial of the study before. Writes of
+    other processes during the block are not seen, as a decision taken a moment earlier would
+    not see them."""
+    original = study._storage
+    study._storage = _OneRead(original, study._study_id)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        study._storage = original
 
 
 def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
