@@ -136,7 +136,7 @@ class _MemberReports(pl.Callback):
         if values is not None:  # every member's value of this epoch in one write, then each one's pruning decision
             report_all([(trials[pos], epoch, values[pos]) for pos in reported])
         if reported:
-            with one_read_of_trials(trials[reported[0]].study):  # one read of the study's trials for all decisions
+            with one_read_of_trials(trials[reported[0]].study, list(trials.values())):  # one read for all decisions
                 for pos in reported:
                     if trials[pos].should_prune():
                         stopped[pos] = (TrialState.PRUNED, f"pruner stopped it after epoch {epoch}")

@@ -14,7 +14,7 @@ import functools
 import os
 import warnings
 from collections import Counter, defaultdict
-from typing import Any, ContextManager, Iterator
+from typing import Any, ContextManager, Iterator, Sequence
 
 import optuna
 import sqlalchemy as sa
@@ -173,17 +173,19 @@ def report_all(reports: list[tuple[optuna.Trial, int, float]]) -> None:
 
 
 class _OneRead:
-    """``storage`` with the study's trial list read once (the first ``get_all_trials``) and
-    served from that read afterwards; a trial system attr written through it (what Successive
-    Halving and Hyperband write at each decision: the trial's rung) updates that list, any
-    other write drops it. Everything else passes through."""
+    """``storage`` with the study's trial list read once (at the first read of trials or of a
+    trial's system attrs) and served from that read afterwards; a trial system attr written
+    through it (what Successive Halving and Hyperband write at each decision: the trial's rung)
+    updates that list, any other write drops it. Everything else passes through."""
 
     _WRITES = ("set_", "create_", "delete_")
 
-    def __init__(self, storage: Any, study_id: int) -> None:
+    def __init__(self, storage: Any, study: optuna.Study) -> None:
         self._storage = storage
-        self._study_id = study_id
+        self._study_id = study._study_id
+        self._study_name = study.study_name
         self._trials: list[FrozenTrial] | None = None
+        self._position: dict[int, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._storage, name)
@@ -196,39 +198,61 @@ class _OneRead:
 
         return write
 
+    def _read(self) -> list[FrozenTrial]:
+        if self._trials is None:
+            self._trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+            self._position = {t._trial_id: i for i, t in enumerate(self._trials)}
+        return self._trials
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        """(Hyperband builds a study object per decision, which looks its id up by name.)"""
+        return self._study_id if study_name == self._study_name else self._storage.get_study_id_from_name(study_name)
+
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
         if study_id != self._study_id:
             return self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        if self._trials is None:
-            self._trials = self._storage.get_all_trials(study_id, deepcopy=False)
-        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        trials = self._read()
+        trials = trials if states is None else [t for t in trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        """(Successive Halving reads the deciding trial's rung from them; Optuna's cache would
+        read the whole trial for it.)"""
+        trials = self._read()
+        pos = self._position.get(trial_id)
+        if pos is None:
+            return self._storage.get_trial_system_attrs(trial_id)
+        return copy.deepcopy(trials[pos]._system_attrs)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._storage.set_trial_system_attr(trial_id, key, value)
-        if self._trials is not None:
-            self._trials = [_with_system_attr(t, key, value) if t._trial_id == trial_id else t for t in self._trials]
-
-
-def _with_system_attr(trial: FrozenTrial, key: str, value: Any) -> FrozenTrial:
-    changed = copy.copy(trial)
-    changed._system_attrs = {**trial._system_attrs, key: value}
-    return changed
+        pos = self._position.get(trial_id)
+        if self._trials is not None and pos is not None:
+            changed = copy.copy(self._trials[pos])
+            changed._system_attrs = {**self._trials[pos]._system_attrs, key: value}
+            self._trials = [*self._trials[:pos], changed, *self._trials[pos + 1:]]
 
 
 @contextlib.contextmanager
-def one_read_of_trials(study: optuna.Study) -> Iterator[None]:
-    """While the block runs, ``study`` reads its trial list once and sees its own writes of
-    trial system attrs in it (see :class:`_OneRead`): a population's pruning decisions of one
-    epoch, one per member, each read every unfinished trial of the study before. Writes of
-    other processes during the block are not seen, as a decision taken a moment earlier would
-    not see them."""
+def one_read_of_trials(study: optuna.Study, trials: Sequence[optuna.Trial] = ()) -> Iterator[None]:
+    """While the block runs, ``study`` (and ``trials``, trials of it) read the study's trials
+    once and see their own writes of trial system attrs in that read (see :class:`_OneRead`): a
+    population's pruning decisions of one epoch, one per member, each read every unfinished
+    trial of the study before, and the deciding trial again for its rung. Writes of other
+    processes during the block are not seen, as a decision taken a moment earlier would not
+    see them."""
     original = study._storage
-    study._storage = _OneRead(original, study._study_id)  # type: ignore[assignment]
+    once = _OneRead(original, study)
+    own = [(trial, trial.storage) for trial in trials]
+    study._storage = once  # type: ignore[assignment]
+    for trial, _ in own:
+        trial.storage = once  # type: ignore[assignment]
     try:
         yield
     finally:
         study._storage = original
+        for trial, storage in own:
+            trial.storage = storage
 
 
 def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
