@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpsearch.population.uniform import UniformSource
 from hpsearch.regularization import Standardize
 
 __all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm",
@@ -376,6 +377,7 @@ class StackedNet(nn.Module):
         self.roles = roles
         self.size = size
         self.drops = [m for m in layers if isinstance(m, StackedDropout)]
+        self.uniform = UniformSource()  # the dropout masks' random numbers
         if self.drops and all(d.width for d in self.drops):  # one draw per step for every dropout layer
             self.register_buffer("keep_all", torch.cat([d.keep.expand(-1, 1, d.width) for d in self.drops], 2))
             self.register_buffer("inv_keep_all", 1 / self.keep_all)
@@ -392,7 +394,7 @@ class StackedNet(nn.Module):
         if h.dim() == 2:
             h = h.unsqueeze(0).expand(self.size, *h.shape)
         if self.training and self.drops:
-            scale = torch.rand(h.shape[0], h.shape[1], self.keep_all.shape[2], device=h.device, dtype=h.dtype)
+            scale = self.uniform.like(h.new_empty(h.shape[0], h.shape[1], self.keep_all.shape[2]))
             scale.lt_(self.keep_all).mul_(self.inv_keep_all)  # mask / keep, in place
             start = 0
             for drop in self.drops:

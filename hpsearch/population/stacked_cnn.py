@@ -39,6 +39,7 @@ from hpsearch.population.stacked import (
     signature,
     stack,
 )
+from hpsearch.population.uniform import UniformSource
 from hpsearch.regularization import Standardize, scoped_parameters
 
 __all__ = ["stack_cnn", "is_cnn", "cnn_signature", "StackedConv2d", "StackedBatchNorm2d", "MemberDropout2d"]
@@ -150,13 +151,14 @@ class MemberDropout2d(nn.Module):
     def __init__(self, keep: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("keep", torch.tensor(list(keep), dtype=torch.float32))
+        self.uniform = UniformSource()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
         k = self.keep.numel()
         keep = self.keep.to(x.dtype).repeat_interleave(x.shape[1] // k).view(1, -1, 1, 1)  # each member's channels
-        scale = torch.rand_like(x)  # x's memory format (channels-last): no reshaping copy
+        scale = self.uniform.like(x)  # x's memory format (channels-last): no reshaping copy
         scale.lt_(keep).div_(keep)  # mask / keep, in place
         return x * scale
 
