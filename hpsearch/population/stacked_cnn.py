@@ -132,6 +132,11 @@ class StackedBatchNorm2d(nn.Module):
         self.everyone = all(b is not None for b in layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.everyone and x.device.type == "cpu" and x.dtype == torch.float32 and self.weight is not None:
+            # members with and without a BatchNorm here: one affine pass (measured faster on the
+            # CPU than normalizing every member and blending; with every member normalized the
+            # native kernel is faster)
+            return _members_batch_norm_2d(self, x)
         out = members_batch_norm(self, x)
         if self.everyone:
             return out
@@ -140,6 +145,71 @@ class StackedBatchNorm2d(nn.Module):
         k = self.use.numel()
         use = self.use.to(x.dtype).view(k, 1).expand(k, x.shape[1] // k).reshape(1, -1, 1, 1)
         return torch.lerp(x, out, use)
+
+
+def _members_batch_norm_2d(norm: StackedBatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``norm`` applied to (B, K*C, H, W) ``x`` where only some members have a BatchNorm: each
+    channel is x·scale + shift, with scale 1 and shift 0 for the channels of members without
+    one. In training (or without running statistics) scale and shift come from the batch
+    (:class:`_ChannelsBatchNorm`) and the running statistics are updated as ``F.batch_norm``
+    updates them; in eval mode they come from the running statistics."""
+    weight, bias = cast(torch.Tensor, norm.weight).reshape(-1), cast(torch.Tensor, norm.bias).reshape(-1)
+    k = norm.use.numel()
+    use = norm.use.view(k, 1).expand(k, x.shape[1] // k).reshape(-1)
+    if norm.training or norm.running_mean is None:
+        y, mean, var = _ChannelsBatchNorm.apply(x, weight, bias, use, norm.eps)
+        if norm.training and norm.running_mean is not None:
+            n = x.numel() // x.shape[1]
+            momentum = norm.momentum if norm.momentum is not None else 0.1
+            with torch.no_grad():  # as F.batch_norm: the running variance is the unbiased one
+                norm.running_mean.view(-1).mul_(1 - momentum).add_(mean, alpha=momentum)
+                norm.running_var.view(-1).mul_(1 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
+        return y
+    scale = torch.where(use, torch.rsqrt(norm.running_var.reshape(-1) + norm.eps) * weight, 1.0)
+    shift = torch.where(use, bias - norm.running_mean.reshape(-1) * scale, 0.0)
+    return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
+
+
+class _ChannelsBatchNorm(torch.autograd.Function):
+    """Batch statistics BatchNorm of (B, C, H, W) ``x`` on the channels where ``use`` (C,) is
+    true, identity on the others, computed on x as an (B·H·W, C) matrix (a view when ``x`` is
+    channels-last). Returns (y, batch mean, biased batch variance); the gradient is the
+    BatchNorm gradient on the used channels, the identity on the others."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, use: torch.Tensor,
+                eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(-1, c)
+        n = rows.shape[0]
+        if n == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
+        mean = rows.sum(0).div_(n)
+        centered = rows - mean
+        var = centered.mul_(centered).sum(0).div_(n)
+        invstd = (var + eps).rsqrt_()
+        scale = torch.where(use, invstd * weight, 1.0)
+        shift = torch.where(use, bias - mean * scale, 0.0)
+        y = torch.addcmul(shift, rows, scale).view(b, h, w, c).permute(0, 3, 1, 2)
+        ctx.save_for_backward(rows, mean, invstd, scale, use)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dy: torch.Tensor, *_: Any) -> tuple[Any, ...]:
+        rows, mean, invstd, scale, use = ctx.saved_tensors
+        b, c, h, w = dy.shape
+        grad = dy.permute(0, 2, 3, 1).reshape(-1, c)
+        n = rows.shape[0]
+        dbias = grad.sum(0)
+        dweight = invstd * ((grad * rows).sum(0) - mean * dbias)  # Σ dy·x̂
+        # dx = scale·(dy - Σdy/n - x̂·Σ(dy·x̂)/n), written as dy·scale + x·slope + offset
+        slope = torch.where(use, -scale * invstd * dweight / n, 0.0)
+        offset = torch.where(use, scale * (invstd * dweight * mean - dbias) / n, 0.0)
+        dx = torch.addcmul(offset, grad, scale).addcmul_(rows, slope).view(b, h, w, c).permute(0, 3, 1, 2)
+        zero = torch.zeros((), dtype=dweight.dtype)
+        return dx, torch.where(use, dweight, zero), torch.where(use, dbias, zero), None, None
 
 
 class MemberDropout2d(nn.Module):
