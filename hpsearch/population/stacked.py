@@ -281,10 +281,11 @@ class StackedBatchNorm(nn.Module):
         """Recompute the runs of members with a BatchNorm here (after members were dropped)."""
         self.runs = member_runs(self.use.view(-1).tolist())
 
-    def _norm(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    def _norm(self, x: torch.Tensor, start: int, end: int, contiguous: bool = True) -> torch.Tensor:
         m, b, f = x.shape
         out = members_batch_norm(self, x.transpose(0, 1).reshape(b, m * f), start, end)
-        return out.reshape(b, m, f).transpose(0, 1).contiguous()  # contiguous: the next product reads it faster
+        out = out.reshape(b, m, f).transpose(0, 1)
+        return out.contiguous() if contiguous else out  # contiguous: the next product reads it faster
 
     def _affine_of_running_stats(self, x: torch.Tensor) -> torch.Tensor:
         """Eval mode with running statistics: each member's BatchNorm is the affine map
@@ -307,7 +308,8 @@ class StackedBatchNorm(nn.Module):
         if len(self.runs) == 1:
             return self._norm(x, 0, x.shape[0]) if self.runs[0][2] else x
         parts = x.split([e - a for a, e, _ in self.runs])  # (its backward is one cat)
-        return torch.cat([self._norm(part, a, e) if used else part for part, (a, e, used) in zip(parts, self.runs)])
+        # (cat writes one contiguous tensor: no copy of each normalized run first)
+        return torch.cat([self._norm(part, a, e, contiguous=False) if used else part for part, (a, e, used) in zip(parts, self.runs)])
 
 
 class StackedStandardize(nn.Module):
