@@ -178,7 +178,7 @@ class _OneRead:
     through it (what Successive Halving and Hyperband write at each decision: the trial's rung)
     updates that list, any other write drops it. Everything else passes through."""
 
-    _WRITES = ("set_", "create_", "delete_")
+    _WRITES = ("set_", "create_", "delete_", "_set_", "_create_", "record_")
 
     def __init__(self, storage: Any, study: optuna.Study) -> None:
         self._storage = storage
