@@ -33,6 +33,7 @@ from hpsearch.population.uniform import UniformSource
 from hpsearch.regularization import Standardize
 
 __all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm",
+           "running_affine",
            "ROLE_WEIGHT", "ROLE_BIAS", "ROLE_NORM", "ROLE_CONV_WEIGHT", "ROLE_CONV_BIAS"]
 
 #: Roles of stacked parameters, deciding which ``l2_scope`` covers them.
@@ -221,6 +222,20 @@ def member_runs(flags: Sequence[bool]) -> list[tuple[int, int, bool]]:
     return runs
 
 
+def running_affine(norm: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm of a stacked BatchNorm layer ``norm`` (running statistics (K, C)) as
+    x·scale + shift, both flattened to the K·C features side by side: scale 1 and shift 0 on
+    the features of members without a BatchNorm at this place (``norm.use`` false)."""
+    scale = torch.rsqrt(norm.running_var.reshape(-1) + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight.reshape(-1)
+    shift = -norm.running_mean.reshape(-1) * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias.reshape(-1)
+    use = norm.use.view(-1, 1).expand_as(norm.running_mean).reshape(-1)
+    return torch.where(use, scale, 1.0), torch.where(use, shift, 0.0)
+
+
 def members_batch_norm(norm: Any, x: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
     """``F.batch_norm`` over the features of members ``start:end`` side by side on dimension 1
     ((end - start)·C of them), with those members' rows of ``norm``'s (K, C) affine parameters and
@@ -287,24 +302,11 @@ class StackedBatchNorm(nn.Module):
         out = out.reshape(b, m, f).transpose(0, 1)
         return out.contiguous() if contiguous else out  # contiguous: the next product reads it faster
 
-    def _affine_of_running_stats(self, x: torch.Tensor) -> torch.Tensor:
-        """Eval mode with running statistics: each member's BatchNorm is the affine map
-        x·scale + shift (scale 1 and shift 0 for members without one here), one pass over ``x``
-        instead of a transposing copy in, a normalization and a copy out per run of members."""
-        scale = torch.rsqrt(self.running_var + self.eps)
-        if self.weight is not None:
-            scale = scale * self.weight
-        shift = -self.running_mean * scale
-        if self.bias is not None:
-            shift = shift + self.bias
-        use = self.use.view(-1, 1)
-        scale = torch.where(use, scale, torch.ones_like(scale))
-        shift = torch.where(use, shift, torch.zeros_like(shift))
-        return torch.addcmul(shift.unsqueeze(1), x, scale.unsqueeze(1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training and self.running_mean is not None:
-            return self._affine_of_running_stats(x)
+            # one pass over x instead of a transposing copy in, a normalization and a copy out per run
+            scale, shift = running_affine(self)
+            return torch.addcmul(shift.view(x.shape[0], 1, -1), x, scale.view(x.shape[0], 1, -1))
         if len(self.runs) == 1:
             return self._norm(x, 0, x.shape[0]) if self.runs[0][2] else x
         parts = x.split([e - a for a, e, _ in self.runs])  # (its backward is one cat)

@@ -36,6 +36,7 @@ from hpsearch.population.stacked import (
     StackedStandardize,
     Unsupported,
     members_batch_norm,
+    running_affine,
     signature,
     stack,
 )
@@ -153,21 +154,20 @@ def _members_batch_norm_2d(norm: StackedBatchNorm2d, x: torch.Tensor) -> torch.T
     one. In training (or without running statistics) scale and shift come from the batch
     (:class:`_ChannelsBatchNorm`) and the running statistics are updated as ``F.batch_norm``
     updates them; in eval mode they come from the running statistics."""
+    if not norm.training and norm.running_mean is not None:
+        scale, shift = running_affine(norm)
+        return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
     weight, bias = cast(torch.Tensor, norm.weight).reshape(-1), cast(torch.Tensor, norm.bias).reshape(-1)
     k = norm.use.numel()
     use = norm.use.view(k, 1).expand(k, x.shape[1] // k).reshape(-1)
-    if norm.training or norm.running_mean is None:
-        y, mean, var = _ChannelsBatchNorm.apply(x, weight, bias, use, norm.eps)
-        if norm.training and norm.running_mean is not None:
-            n = x.numel() // x.shape[1]
-            momentum = norm.momentum if norm.momentum is not None else 0.1
-            with torch.no_grad():  # as F.batch_norm: the running variance is the unbiased one
-                norm.running_mean.view(-1).mul_(1 - momentum).add_(mean, alpha=momentum)
-                norm.running_var.view(-1).mul_(1 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
-        return y
-    scale = torch.where(use, torch.rsqrt(norm.running_var.reshape(-1) + norm.eps) * weight, 1.0)
-    shift = torch.where(use, bias - norm.running_mean.reshape(-1) * scale, 0.0)
-    return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
+    y, mean, var = _ChannelsBatchNorm.apply(x, weight, bias, use, norm.eps)
+    if norm.training and norm.running_mean is not None:
+        n = x.numel() // x.shape[1]
+        momentum = norm.momentum if norm.momentum is not None else 0.1
+        with torch.no_grad():  # as F.batch_norm: the running variance is the unbiased one
+            norm.running_mean.view(-1).mul_(1 - momentum).add_(mean, alpha=momentum)
+            norm.running_var.view(-1).mul_(1 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
+    return y
 
 
 class _ChannelsBatchNorm(torch.autograd.Function):
