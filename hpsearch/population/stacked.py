@@ -398,7 +398,7 @@ class StackedNet(nn.Module):
         if h.dim() == 2:
             h = h.unsqueeze(0).expand(self.size, *h.shape)
         if self.training and self.drops:
-            scale = self.uniform.like(h.new_empty(h.shape[0], h.shape[1], self.keep_all.shape[2]))
+            scale = self.uniform.fill_(h.new_empty(h.shape[0], h.shape[1], self.keep_all.shape[2]))
             scale.lt_(self.keep_all).mul_(self.inv_keep_all)  # mask / keep, in place
             start = 0
             for drop in self.drops:

@@ -4,7 +4,7 @@ On the CPU in float32 they come from NumPy's PCG64 (``Generator.random``), which
 buffer about a third faster than torch's Mersenne Twister (``torch.rand``) at the same 24-bit
 resolution; each source is seeded, at its first draw, from torch's global generator, so
 ``torch.manual_seed`` before training still fixes every mask. Anywhere else (GPU, other
-dtypes, memory layouts other than contiguous and channels-last) ``torch.rand_like`` draws them.
+dtypes, memory layouts other than contiguous and channels-last) torch's ``uniform_`` draws them.
 """
 
 from __future__ import annotations
@@ -23,15 +23,18 @@ class UniformSource:
 
     def like(self, x: torch.Tensor) -> torch.Tensor:
         """U[0, 1) numbers of ``x``'s shape, dtype, device and memory layout."""
-        if x.device.type != "cpu" or x.dtype != torch.float32:
-            return torch.rand_like(x)
-        out = torch.empty_like(x)
+        return self.fill_(torch.empty_like(x))
+
+    def fill_(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill ``out`` with U[0, 1) numbers in place; returns it."""
+        if out.device.type != "cpu" or out.dtype != torch.float32:
+            return out.uniform_()
         if out.is_contiguous():
             dense = out
         elif out.dim() == 4 and out.is_contiguous(memory_format=torch.channels_last):
             dense = out.permute(0, 2, 3, 1)  # the same memory, in its own order
         else:
-            return torch.rand_like(x)
+            return out.uniform_()
         if self._rng is None:
             self._rng = np.random.Generator(np.random.PCG64(int(torch.randint(0, 2**62, (1,)).item())))
         self._rng.random(out=dense.numpy(), dtype=np.float32)
