@@ -208,8 +208,7 @@ class _ChannelsBatchNorm(torch.autograd.Function):
         slope = torch.where(use, -scale * invstd * dweight / n, 0.0)
         offset = torch.where(use, scale * (invstd * dweight * mean - dbias) / n, 0.0)
         dx = torch.addcmul(offset, grad, scale).addcmul_(rows, slope).view(b, h, w, c).permute(0, 3, 1, 2)
-        zero = torch.zeros((), dtype=dweight.dtype)
-        return dx, torch.where(use, dweight, zero), torch.where(use, dbias, zero), None, None
+        return dx, torch.where(use, dweight, 0.0), torch.where(use, dbias, 0.0), None, None
 
 
 class MemberDropout2d(nn.Module):

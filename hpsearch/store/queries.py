@@ -227,10 +227,10 @@ class _OneRead:
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._storage.set_trial_system_attr(trial_id, key, value)
         pos = self._position.get(trial_id)
-        if self._trials is not None and pos is not None:
+        if self._trials is not None and pos is not None:  # (callers hold copies of the list, not the list)
             changed = copy.copy(self._trials[pos])
             changed._system_attrs = {**self._trials[pos]._system_attrs, key: value}
-            self._trials = [*self._trials[:pos], changed, *self._trials[pos + 1:]]
+            self._trials[pos] = changed
 
 
 @contextlib.contextmanager
