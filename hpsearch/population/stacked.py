@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.population.uniform import UniformSource
+from hpsearch.population.dropout_masks import DropoutMasks
 from hpsearch.regularization import Standardize
 
 __all__ = ["Unsupported", "StackedNet", "signature", "stack", "rows_like", "member_runs", "members_batch_norm",
@@ -367,7 +367,6 @@ class StackedNet(nn.Module):
     data once rather than every step."""
 
     keep_all: torch.Tensor
-    inv_keep_all: torch.Tensor
 
     def __init__(self, layers: list[nn.Module], roles: dict[str, str], size: int,
                  sources: list[list[tuple[nn.Module, nn.Module]]] | None = None) -> None:
@@ -381,10 +380,9 @@ class StackedNet(nn.Module):
         self.roles = roles
         self.size = size
         self.drops = [m for m in layers if isinstance(m, StackedDropout)]
-        self.uniform = UniformSource()  # the dropout masks' random numbers
+        self.masks = DropoutMasks()
         if self.drops and all(d.width for d in self.drops):  # one draw per step for every dropout layer
             self.register_buffer("keep_all", torch.cat([d.keep.expand(-1, 1, d.width) for d in self.drops], 2))
-            self.register_buffer("inv_keep_all", 1 / self.keep_all)
         else:
             self.drops = []
 
@@ -398,8 +396,7 @@ class StackedNet(nn.Module):
         if h.dim() == 2:
             h = h.unsqueeze(0).expand(self.size, *h.shape)
         if self.training and self.drops:
-            scale = self.uniform.fill_(h.new_empty(h.shape[0], h.shape[1], self.keep_all.shape[2]))
-            scale.lt_(self.keep_all).mul_(self.inv_keep_all)  # mask / keep, in place
+            scale = self.masks.scales_(h.new_empty(h.shape[0], h.shape[1], self.keep_all.shape[2]), self.keep_all)
             start = 0
             for drop in self.drops:
                 drop.scale = scale[..., start:start + drop.width]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpsearch.models.cnn import SmallCNN
+from hpsearch.population.dropout_masks import DropoutMasks
 from hpsearch.population.stacked import (
     ROLE_BIAS,
     ROLE_CONV_BIAS,
@@ -40,7 +41,6 @@ from hpsearch.population.stacked import (
     signature,
     stack,
 )
-from hpsearch.population.uniform import UniformSource
 from hpsearch.regularization import Standardize, scoped_parameters
 
 __all__ = ["stack_cnn", "is_cnn", "cnn_signature", "StackedConv2d", "StackedBatchNorm2d", "MemberDropout2d"]
@@ -220,16 +220,14 @@ class MemberDropout2d(nn.Module):
     def __init__(self, keep: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("keep", torch.tensor(list(keep), dtype=torch.float32))
-        self.uniform = UniformSource()
+        self.masks = DropoutMasks()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
         k = self.keep.numel()
         keep = self.keep.to(x.dtype).repeat_interleave(x.shape[1] // k).view(1, -1, 1, 1)  # each member's channels
-        scale = self.uniform.like(x)  # x's memory format (channels-last): no reshaping copy
-        scale.lt_(keep).div_(keep)  # mask / keep, in place
-        return x * scale
+        return x * self.masks.scales_(torch.empty_like(x), keep)  # x's memory format (channels-last): no reshaping copy
 
 
 @dataclass
