@@ -125,3 +125,29 @@ def test_quickstart_study_file_is_valid() -> None:
     path = Path(__file__).resolve().parent.parent / "studies" / "quickstart.yaml"
     loaded = load_study_file(path)
     assert loaded.config.study == "quickstart" and yaml.safe_load(loaded.text)["trials"] == 40
+
+
+def test_a_finished_command_leaves_its_sqlite_database_whole_and_its_log_written(write_study, tmp_path: Path) -> None:
+    # the process skips the interpreter's final garbage collection (hpsearch.run.quick_exit):
+    # the storage still closes its connections at exit, so SQLite folds its write-ahead log back
+    # into the file, and the other exit handlers (the log file's) still run
+    db, log = tmp_path / "whole.db", tmp_path / "run.log"
+    result = run_cli("--log-file", str(log), "optimize", str(write_study(trials=2, max_epochs=1)), "--storage", f"sqlite:///{db}", "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("whole.db*")) == ["whole.db"]  # no -wal or -shm left
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?immutable=1", uri=True) as conn:  # the file alone, no log
+        assert conn.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone() == (2,)
+    assert "tiny" in log.read_text()
+
+
+def test_skipping_the_final_collection_registers_one_exit_handler() -> None:
+    import atexit
+
+    from hpsearch.run import quick_exit
+
+    before = atexit._ncallbacks()
+    quick_exit.skip_final_collection()
+    quick_exit.skip_final_collection()
+    assert atexit._ncallbacks() - before <= 1

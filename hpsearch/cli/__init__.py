@@ -37,10 +37,12 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
     """
     from hpsearch.logs import setup_logging
     from hpsearch.run.memory import keep_freed_memory
+    from hpsearch.run.quick_exit import skip_final_collection
 
     ctx.obj = CliContext(verbose, log_file, storage, storage_file)
     setup_logging(verbose, log_file)
     keep_freed_memory()  # training steps reuse their large blocks instead of page-faulting them in again
+    skip_final_collection()  # the process ends ~1 s sooner
 
 
 def _register() -> None:

@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,17 +59,35 @@ def connect(url: str, *, create: bool = True, heartbeat: Heartbeat | None = None
     kwargs = _storage_kwargs(db_file, create, heartbeat, requeue)
     try:
         if db_file is None and url.startswith("postgresql") and create:
-            return with_retry(lambda: _create_locked(url, kwargs), "connect", retry_seconds(CONNECT_ENV, 0.0))
+            return _closed_when_dropped(with_retry(lambda: _create_locked(url, kwargs), "connect", retry_seconds(CONNECT_ENV, 0.0)))
         storage = RetryingRDBStorage(url, **kwargs)
         if db_file is not None:
             storage.sqlite_file = (str(db_file), os.stat(db_file).st_ino)
-        return storage
+        return _closed_when_dropped(storage)
     except (optuna.exceptions.StorageInternalError, SQLAlchemyError, DatabaseFailure, ImportError, ValueError) as exc:
         cause = _unwrapped(exc)
         reason = mask_text(first_line(cause), url)
         if re.search(r"no such table|relation \S+ does not exist", reason):
             reason = f"not an Optuna study database ({reason})"
         raise StorageError(f"storage: cannot open {mask_url(url)}: {reason}") from None
+
+
+def _closed_when_dropped(storage: "RetryingRDBStorage") -> "RetryingRDBStorage":
+    """``storage`` with its connections closed when it is garbage collected or, at the latest,
+    when the process exits (``weakref.finalize`` runs at exit): the last SQLite connection to
+    close folds the write-ahead log back into the database file, and a PostgreSQL server sees
+    a clean disconnect, whether or not the interpreter's final collection runs."""
+    weakref.finalize(storage, _dispose_quietly, storage.engine)
+    return storage
+
+
+def _dispose_quietly(engine: Any) -> None:
+    """Close ``engine``'s pooled connections; a failure (a server gone) is not worth a
+    traceback at exit."""
+    try:
+        engine.dispose()
+    except Exception:  # noqa: BLE001 - the connections die with the process anyway
+        pass
 
 
 def _unwrapped(exc: BaseException) -> BaseException:
