@@ -128,7 +128,7 @@ def test_quickstart_study_file_is_valid() -> None:
 
 
 def test_a_finished_command_leaves_its_sqlite_database_whole_and_its_log_written(write_study, tmp_path: Path) -> None:
-    # the process skips the interpreter's final garbage collection (hpsearch.run.quick_exit):
+    # the process skips the interpreter's final garbage collection (hpsearch.run.collector):
     # the storage still closes its connections at exit, so SQLite folds its write-ahead log back
     # into the file, and the other exit handlers (the log file's) still run
     db, log = tmp_path / "whole.db", tmp_path / "run.log"
@@ -145,9 +145,25 @@ def test_a_finished_command_leaves_its_sqlite_database_whole_and_its_log_written
 def test_skipping_the_final_collection_registers_one_exit_handler() -> None:
     import atexit
 
-    from hpsearch.run import quick_exit
+    from hpsearch.run import collector
 
     before = atexit._ncallbacks()
-    quick_exit.skip_final_collection()
-    quick_exit.skip_final_collection()
+    collector.skip_final_collection()
+    collector.skip_final_collection()
     assert atexit._ncallbacks() - before <= 1
+
+
+@pytest.mark.parametrize("was_enabled", [True, False])
+def test_the_training_stack_is_imported_frozen_with_the_collector_as_it_was(was_enabled: bool) -> None:
+    import gc
+
+    from hpsearch.run import collector
+
+    (gc.enable if was_enabled else gc.disable)()
+    try:
+        collector.import_training_stack()
+        assert gc.isenabled() is was_enabled
+        assert gc.get_freeze_count() > 0 and "lightning.pytorch" in sys.modules
+    finally:
+        gc.unfreeze()
+        gc.enable()

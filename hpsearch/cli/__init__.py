@@ -36,8 +36,8 @@ def main(ctx: click.Context, verbose: int, log_file: str | None, storage: str | 
       hpsearch best quickstart
     """
     from hpsearch.logs import setup_logging
+    from hpsearch.run.collector import skip_final_collection
     from hpsearch.run.memory import keep_freed_memory
-    from hpsearch.run.quick_exit import skip_final_collection
 
     ctx.obj = CliContext(verbose, log_file, storage, storage_file)
     setup_logging(verbose, log_file)

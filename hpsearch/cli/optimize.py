@@ -146,6 +146,9 @@ def _run_alone(cli: CliContext, definition: Any, timeout: float | None, beat: An
                worker_index: int, pool_worker: bool, quiet: bool, allow_changes: bool) -> None:
     """One process: a banner, the live display or one line per trial, the closing summary (a
     pool worker prints only its prefixed trial lines; --quiet only the summary)."""
+    from hpsearch.run.collector import import_training_stack
+
+    import_training_stack()
     if definition.config.question is not None:
         _run_question(cli, definition, timeout, beat, checkpoint_dir, worker_index, pool_worker, quiet, allow_changes)
         return
