@@ -155,15 +155,11 @@ def test_skipping_the_final_collection_registers_one_exit_handler() -> None:
 
 @pytest.mark.parametrize("was_enabled", [True, False])
 def test_the_training_stack_is_imported_frozen_with_the_collector_as_it_was(was_enabled: bool) -> None:
-    import gc
-
-    from hpsearch.run import collector
-
-    (gc.enable if was_enabled else gc.disable)()
-    try:
-        collector.import_training_stack()
-        assert gc.isenabled() is was_enabled
-        assert gc.get_freeze_count() > 0 and "lightning.pytorch" in sys.modules
-    finally:
-        gc.unfreeze()
-        gc.enable()
+    code = (f"import gc, sys\n{'' if was_enabled else 'gc.disable()'}\n"
+            "from hpsearch.run import collector\n"
+            "collector.import_training_stack()\n"
+            "frozen = gc.get_freeze_count()\n"
+            "collector.import_training_stack()\n"  # the second call: nothing more frozen
+            "print(gc.isenabled(), frozen > 0, 'lightning.pytorch' in sys.modules, gc.get_freeze_count() == frozen)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(was_enabled), "True", "True", "True"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import sys
 
 __all__ = ["import_training_stack", "skip_final_collection"]
 
@@ -24,7 +25,10 @@ _registered = False
 
 def import_training_stack() -> None:
     """Import torch, Lightning and Optuna with the collector paused, then freeze every tracked
-    object (a no-op for what is already imported)."""
+    object; nothing at all once Lightning is imported (a process that runs several commands
+    freezes once)."""
+    if "lightning.pytorch" in sys.modules:
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:
