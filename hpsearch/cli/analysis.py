@@ -82,9 +82,6 @@ def verify(cli: CliContext, study_name: str, top: int, seeds: int | None, popula
     the same database as study STUDY_NAME:verify; a re-run skips (configuration, seed) pairs
     already done.
     """
-    from hpsearch.run.collector import import_training_stack
-
-    import_training_stack()
     from hpsearch.analysis.compare import adjustment_text
     from hpsearch.analysis.verify import VerifyProgress, default_seeds, run_verify
     from hpsearch.console import ci_text, fmt_value, table

@@ -45,9 +45,6 @@ def answer(cli: CliContext, study_name: str, seeds: int | None, vary: str | None
     processes share them, a killed one loses only its running seeds, and a rerun reuses
     finished ones. The answer is stored on the study (`hpsearch report` draws it).
     """
-    from hpsearch.run.collector import import_training_stack
-
-    import_training_stack()
     from hpsearch.question.answer import run_answer
     from hpsearch.question.render import answer_text
     from hpsearch.store.heartbeat import Heartbeat

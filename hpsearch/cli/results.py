@@ -127,9 +127,6 @@ def export_model(cli: CliContext, study_name: str, trial: int | None, out: str, 
     trials can be exported. An existing file (the checkpoint or the snippet) is never replaced,
     nor a missing directory created, without --force; a kept file that holds more than tensors
     and plain data is refused."""
-    from hpsearch.run.collector import import_training_stack
-
-    import_training_stack()
     from pathlib import Path
 
     from hpsearch.api import best_trial, load_study

@@ -30,6 +30,9 @@ class RetrainJob:
 
 def retrain_all(jobs: Sequence[RetrainJob], population: int) -> list[Retrained]:
     """Every job's outcome, in order; up to ``population`` members per stacked model."""
+    from hpsearch.run.collector import import_training_stack
+
+    import_training_stack()  # (the first retrain of a process imports Lightning: collector paused)
     from hpsearch.population.run import group_key
     from hpsearch.study.space import settings_for
 

@@ -257,8 +257,12 @@ def one_read_of_trials(study: optuna.Study, trials: Sequence[optuna.Trial] = ())
 
 def fail_if_running(study: optuna.Study, trial_id: int, reason: str) -> bool:
     """Mark the trial FAIL with ``fail_reason`` if it is still RUNNING; True if it was."""
-    storage = study._storage
-    if storage.get_trial(trial_id).state != TrialState.RUNNING:
+    return _fail_if_in(study._storage, trial_id, TrialState.RUNNING, reason)
+
+
+def _fail_if_in(storage: Any, trial_id: int, state: TrialState, reason: str) -> bool:
+    """Mark the trial FAIL with ``fail_reason`` if it is in ``state``; True if it was."""
+    if storage.get_trial(trial_id).state != state:
         return False
     storage.set_trial_user_attr(trial_id, "fail_reason", reason)
     storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -273,17 +277,12 @@ def waiting_trial_ids(study: optuna.Study) -> list[int]:
 def fail_waiting(study: optuna.Study, reason: str) -> int:
     """Mark every WAITING trial of ``study`` FAIL with ``fail_reason``; returns how many (a
     trial another process took up meanwhile is left to it)."""
-    storage = study._storage
     failed = 0
     for trial_id in waiting_trial_ids(study):
-        if storage.get_trial(trial_id).state != TrialState.WAITING:
-            continue
-        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
         try:
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            failed += _fail_if_in(study._storage, trial_id, TrialState.WAITING, reason)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # taken up and finished by another process in between
-        failed += 1
     return failed
 
 
